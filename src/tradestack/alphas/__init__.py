@@ -1,0 +1,1 @@
+"""Alpha models and the ensemble (issue: multi-layer pipeline)."""

@@ -1,0 +1,193 @@
+"""The context a strategy acts through: orders, positions, portfolio, clock, history, timers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from tradestack.core.ids import InstrumentId, client_order_id
+from tradestack.core.instruments import Instrument
+from tradestack.core.orders import Order, OrderSide, OrderType, TimeInForce
+from tradestack.core.positions import Position
+from tradestack.core.series import FloatArray
+
+if TYPE_CHECKING:
+    from tradestack.core.clock import Clock
+    from tradestack.portfolio.account import Portfolio
+
+InstrumentRef = InstrumentId | str
+HistoryFn = Callable[[InstrumentId, str, int | None], FloatArray]
+
+
+class StrategyContext:
+    """Everything a strategy may do or know, the same in backtest, paper and live.
+
+    ``submit``/``buy``/``sell``/``cancel`` send orders; ``order_target_qty`` and
+    ``order_target_percent`` trade the difference to a target; ``history`` returns only data up to
+    the current event.
+    """
+
+    def __init__(
+        self,
+        *,
+        strategy_name: str,
+        clock: Clock,
+        portfolio: Portfolio,
+        instruments: dict[InstrumentId, Instrument],
+        send: Callable[[Order], None],
+        cancel: Callable[[Order], bool],
+        history: HistoryFn,
+        set_timer: Callable[[str, int, int | None], None],
+    ) -> None:
+        self.clock = clock
+        self.portfolio = portfolio
+        self.instruments = instruments
+        self.log = logging.getLogger(f"tradestack.strategy.{strategy_name}")
+        self._strategy_name = strategy_name
+        self._send = send
+        self._cancel = cancel
+        self._history = history
+        self._set_timer = set_timer
+        self._by_symbol = {i.symbol: i for i in instruments}
+        self._sequence = 0
+        self.orders: dict[str, Order] = {}
+        self._open: dict[str, Order] = {}
+
+    # -- lookups --------------------------------------------------------------------------------
+    def instrument_id(self, ref: InstrumentRef) -> InstrumentId:
+        """Resolve an :class:`InstrumentId` or a bare symbol / ``"SYMBOL@venue"`` string."""
+        if isinstance(ref, InstrumentId):
+            if ref not in self.instruments:
+                raise KeyError(
+                    f"unknown instrument {ref}; known: {', '.join(map(str, self.instruments))}"
+                )
+            return ref
+        if ref in self._by_symbol:
+            return self._by_symbol[ref]
+        return self.instrument_id(InstrumentId.parse(ref))
+
+    def instrument(self, ref: InstrumentRef) -> Instrument:
+        return self.instruments[self.instrument_id(ref)]
+
+    def position(self, ref: InstrumentRef) -> Position:
+        """The net position in one instrument."""
+        return self.portfolio.position(self.instrument_id(ref))
+
+    def history(self, ref: InstrumentRef, field: str = "close", n: int | None = None) -> FloatArray:
+        """The last ``n`` values (all when None) of a bar field up to and including now."""
+        return self._history(self.instrument_id(ref), field, n)
+
+    def open_orders(self, ref: InstrumentRef | None = None) -> list[Order]:
+        inst = None if ref is None else self.instrument_id(ref)
+        return [o for o in self._open.values() if inst is None or o.instrument_id == inst]
+
+    def order_updated(self, order: Order) -> None:
+        """Engine hook: keep the open-order index in step with the order's status."""
+        if not order.is_open:
+            self._open.pop(order.client_order_id, None)
+
+    def now_ns(self) -> int:
+        return self.clock.now_ns()
+
+    # -- orders ---------------------------------------------------------------------------------
+    def submit(
+        self,
+        ref: InstrumentRef,
+        side: OrderSide,
+        qty: Decimal | float | int,
+        order_type: OrderType = OrderType.MARKET,
+        *,
+        price: Decimal | float | None = None,
+        trigger_price: Decimal | float | None = None,
+        time_in_force: TimeInForce = TimeInForce.GTC,
+        reduce_only: bool = False,
+        post_only: bool = False,
+        tag: str = "",
+    ) -> Order:
+        """Create an order (qty and prices rounded to the instrument's lot and tick) and send it."""
+        inst = self.instrument(ref)
+        self._sequence += 1
+        order = Order(
+            client_order_id(self._strategy_name, inst.id, tag or order_type.value, self._sequence),
+            inst.id,
+            side,
+            qty if isinstance(qty, Decimal) else inst.round_qty(qty),
+            order_type,
+            price=None if price is None else inst.round_price(price),
+            trigger_price=None if trigger_price is None else inst.round_price(trigger_price),
+            time_in_force=time_in_force,
+            reduce_only=reduce_only,
+            post_only=post_only,
+            ts_init_ns=self.clock.now_ns(),
+            tag=tag,
+        )
+        self.orders[order.client_order_id] = order
+        self._open[order.client_order_id] = order
+        self._send(order)
+        return order
+
+    def buy(self, ref: InstrumentRef, qty: Decimal | float | int, **kwargs: object) -> Order:
+        """Buy ``qty``: market, or limit/stop/stop-limit given ``price``/``trigger_price``."""
+        return self.submit(ref, OrderSide.BUY, qty, _order_type(kwargs), **kwargs)  # type: ignore[arg-type]
+
+    def sell(self, ref: InstrumentRef, qty: Decimal | float | int, **kwargs: object) -> Order:
+        """Sell ``qty``: market, or limit/stop/stop-limit given ``price``/``trigger_price``."""
+        return self.submit(ref, OrderSide.SELL, qty, _order_type(kwargs), **kwargs)  # type: ignore[arg-type]
+
+    def cancel(self, order: Order | str) -> bool:
+        """Cancel a working order (by object or client order id); False if it is not working."""
+        target = self.orders.get(order) if isinstance(order, str) else order
+        if target is None:
+            raise KeyError(f"no order {order!r}")
+        return self._cancel(target)
+
+    def order_target_qty(
+        self, ref: InstrumentRef, target: Decimal | float | int, tag: str = ""
+    ) -> Order | None:
+        """Send the market order that takes position plus open market orders to ``target``."""
+        inst = self.instrument(ref)
+        goal = target if isinstance(target, Decimal) else inst.round_qty(target)
+        pending = sum(
+            (
+                o.leaves_qty * o.side.sign
+                for o in self.open_orders(inst.id)
+                if o.order_type is OrderType.MARKET
+            ),
+            Decimal(0),
+        )
+        delta = goal - self.portfolio.position(inst.id).qty - pending
+        if delta == 0:
+            return None
+        side = OrderSide.BUY if delta > 0 else OrderSide.SELL
+        return self.submit(inst.id, side, abs(delta), tag=tag)
+
+    def order_target_percent(
+        self, ref: InstrumentRef, fraction: float, tag: str = ""
+    ) -> Order | None:
+        """Target a position worth ``fraction`` of equity at the last price (negative = short)."""
+        inst = self.instrument(ref)
+        price = self.portfolio.mark_price(inst.id)
+        if not price > 0:
+            raise ValueError(f"no price yet for {inst.id}: order_target_percent needs a mark")
+        value = fraction * self.portfolio.equity()
+        qty = inst.round_qty(abs(value) / (price * float(inst.multiplier)))
+        return self.order_target_qty(inst.id, qty if value >= 0 else -qty, tag=tag)
+
+    # -- timers ---------------------------------------------------------------------------------
+    def set_timer(self, name: str, interval_ns: int, start_ns: int | None = None) -> None:
+        """Call ``on_timer(name)`` every ``interval_ns`` from ``start_ns``."""
+        if interval_ns <= 0:
+            raise ValueError(f"timer {name!r}: interval_ns must be > 0, got {interval_ns}")
+        self._set_timer(name, interval_ns, start_ns)
+
+
+def _order_type(kwargs: dict[str, object]) -> OrderType:
+    has_price = kwargs.get("price") is not None
+    has_trigger = kwargs.get("trigger_price") is not None
+    if has_price and has_trigger:
+        return OrderType.STOP_LIMIT
+    if has_trigger:
+        return OrderType.STOP
+    return OrderType.LIMIT if has_price else OrderType.MARKET

@@ -1,0 +1,110 @@
+"""Turn a validated config into a ready engine: import strategy, load data, build instruments."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import inspect
+from pathlib import Path
+from types import ModuleType
+
+from tradestack.core.ids import InstrumentId
+from tradestack.core.instruments import Instrument, InstrumentKind
+from tradestack.data import load_bars, resolve_data_path
+from tradestack.engine.backtest import BacktestEngine, ProgressFn
+from tradestack.engine.config import BacktestConfig, ConfigError
+from tradestack.engine.strategy import Strategy
+from tradestack.execution.bar_venue import BarVenueConfig
+
+
+def import_strategy(spec: str, base: Path | None = None) -> type[Strategy]:
+    """Import ``module.path:ClassName`` or ``file.py:ClassName`` and check it is a Strategy."""
+    module_name, sep, class_name = spec.rpartition(":")
+    if not sep or not module_name or not class_name:
+        raise ConfigError(f"strategy {spec!r} must look like 'package.module:ClassName'")
+    module = _import_module(module_name, spec, base)
+    found = getattr(module, class_name, None)
+    if found is None:
+        options = [
+            n
+            for n, v in vars(module).items()
+            if inspect.isclass(v) and issubclass(v, Strategy) and v is not Strategy
+        ]
+        close = difflib.get_close_matches(class_name, options, n=1)
+        hint = (
+            f"; did you mean {close[0]!r}?"
+            if close
+            else f" (strategies there: {', '.join(options) or 'none'})"
+        )
+        raise ConfigError(
+            f"strategy {spec!r}: module {module_name!r} has no class {class_name!r}{hint}"
+        )
+    if not (inspect.isclass(found) and issubclass(found, Strategy)):
+        raise ConfigError(f"strategy {spec!r}: {class_name} is not a tradestack Strategy subclass")
+    return found
+
+
+def _import_module(name: str, spec: str, base: Path | None) -> ModuleType:
+    if name.endswith(".py"):
+        file = Path(name) if base is None else resolve_data_path(name, base)
+        loader_spec = importlib.util.spec_from_file_location(file.stem, file)
+        if loader_spec is None or loader_spec.loader is None or not file.exists():
+            raise ConfigError(f"strategy {spec!r}: file {file} not found")
+        module = importlib.util.module_from_spec(loader_spec)
+        loader_spec.loader.exec_module(module)
+        return module
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"strategy {spec!r}: cannot import module {name!r} ({exc})") from None
+
+
+def build_engine(
+    config: BacktestConfig, base: Path, progress: ProgressFn | None = None
+) -> BacktestEngine:
+    """Everything is loaded and checked before the engine exists, so a bad input writes nothing."""
+    strategy = import_strategy(config.strategy, base)(**config.params)
+    feeds, instruments = [], []
+    for entry in config.data:
+        inst_id = InstrumentId.parse(entry.instrument)
+        feeds.append(
+            load_bars(
+                resolve_data_path(entry.path, base),
+                inst_id,
+                timezone=entry.timezone,
+                time_column=entry.time_column,
+            )
+        )
+        instruments.append(
+            Instrument(
+                inst_id,
+                kind=InstrumentKind(entry.kind),
+                quote_currency=entry.quote_currency,
+                tick_size=entry.tick_size,
+                lot_size=entry.lot_size,
+                min_qty=entry.min_qty,
+                min_notional=entry.min_notional,
+                maker_fee_bps=entry.maker_fee_bps,
+                taker_fee_bps=entry.taker_fee_bps,
+                multiplier=entry.multiplier,
+            )
+        )
+    venue = config.venue
+    return BacktestEngine(
+        strategy,
+        feeds,
+        instruments=instruments,
+        starting_cash=config.starting_cash,
+        currency=config.currency,
+        venue=BarVenueConfig(
+            fill_at=venue.fill_at,
+            slippage_bps=venue.slippage_bps,
+            maker_fee_bps=venue.maker_fee_bps,
+            taker_fee_bps=venue.taker_fee_bps,
+            allow_short=venue.allow_short,
+            leverage=venue.leverage,
+        ),
+        periods_per_year=config.periods_per_year,
+        progress=progress,
+    )

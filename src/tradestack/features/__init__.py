@@ -1,0 +1,1 @@
+"""Features: technical indicators (batch and incremental) and microstructure features."""

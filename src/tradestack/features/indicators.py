@@ -1,0 +1,97 @@
+"""Moving-average indicators in two forms that give the same numbers: batch (whole arrays, numpy)
+and incremental (one value at a time, for event-driven strategies)."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from tradestack.core.series import FloatArray
+
+
+def sma(values: FloatArray, period: int) -> FloatArray:
+    """Simple moving average; the first ``period - 1`` outputs are NaN."""
+    _check_period(period)
+    x = np.asarray(values, dtype=np.float64)
+    out = np.full(len(x), np.nan)
+    if len(x) >= period:
+        window = np.lib.stride_tricks.sliding_window_view(x, period)
+        out[period - 1 :] = window.mean(axis=1)
+    return out
+
+
+def ema(values: FloatArray, period: int) -> FloatArray:
+    """Exponential moving average with alpha = 2 / (period + 1), seeded by the first SMA."""
+    _check_period(period)
+    x = np.asarray(values, dtype=np.float64)
+    out = np.full(len(x), np.nan)
+    if len(x) < period:
+        return out
+    alpha = 2.0 / (period + 1)
+    prev = float(x[:period].mean())
+    out[period - 1] = prev
+    for i in range(period, len(x)):
+        prev = prev + alpha * (float(x[i]) - prev)
+        out[i] = prev
+    return out
+
+
+class SMA:
+    """Incremental simple moving average; ``update`` returns NaN until ``period`` values arrived.
+
+    The running sum is rebuilt exactly from the window every ``period`` updates, so rounding error
+    never accumulates over millions of bars.
+    """
+
+    __slots__ = ("_count", "_sum", "_window", "period", "value")
+
+    def __init__(self, period: int) -> None:
+        _check_period(period)
+        self.period = period
+        self._window: deque[float] = deque(maxlen=period)
+        self._sum = 0.0
+        self._count = 0
+        self.value = math.nan
+
+    def update(self, x: float) -> float:
+        window = self._window
+        if len(window) == self.period:
+            self._sum += x - window[0]
+        else:
+            self._sum += x
+        window.append(x)
+        self._count += 1
+        if self._count % self.period == 0:
+            self._sum = math.fsum(window)
+        if len(window) == self.period:
+            self.value = self._sum / self.period
+        return self.value
+
+
+class EMA:
+    """Incremental exponential moving average matching :func:`ema`."""
+
+    __slots__ = ("_alpha", "_seed", "period", "value")
+
+    def __init__(self, period: int) -> None:
+        _check_period(period)
+        self.period = period
+        self._alpha = 2.0 / (period + 1)
+        self._seed: list[float] = []
+        self.value = math.nan
+
+    def update(self, x: float) -> float:
+        if self._seed is not None and len(self._seed) < self.period:
+            self._seed.append(x)
+            if len(self._seed) == self.period:
+                self.value = float(np.mean(self._seed))
+            return self.value
+        self.value += self._alpha * (x - self.value)
+        return self.value
+
+
+def _check_period(period: int) -> None:
+    if not isinstance(period, int) or isinstance(period, bool) or period < 1:
+        raise ValueError(f"period must be a positive int, got {period!r}")

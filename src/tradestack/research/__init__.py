@@ -1,0 +1,1 @@
+"""Research: labels, walk-forward, purged CV, model registry (issue: research speed)."""

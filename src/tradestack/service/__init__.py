@@ -1,0 +1,1 @@
+"""Service: REST API, dashboard, Prometheus metrics (issue: paper and live trading)."""

@@ -1,0 +1,1 @@
+"""Example strategies, importable by path (``tradestack.strategies.sma_cross:SmaCross``)."""
