@@ -174,13 +174,14 @@ class BacktestEngine:
         """Replay every bar once and return the result."""
         fid_all, row_all, slot_all, slot_ts, columns = self._merge()
         n_events = len(fid_all)
-        equity = np.empty(len(slot_ts))
-        gross = np.empty(len(slot_ts))
+        equity = [0.0] * len(slot_ts)
+        gross = [0.0] * len(slot_ts)
         ids = [f.instrument_id for f in self.feeds]
         cursor = self._cursor
         clock = self.clock
         venue = self.venue
         working = venue.working
+        close_queue = venue._close_queue
         portfolio = self.portfolio
         marks = portfolio._marks
         ctx = self.ctx
@@ -212,16 +213,17 @@ class BacktestEngine:
                 marks[inst] = close
                 if on_bar is not None:
                     on_bar(ctx, bar)
-                if venue._close_queue:
+                if close_queue:
                     venue.after_bar(ts)
-                equity[slots[j]], gross[slots[j]] = value()
+                slot = slots[j]
+                equity[slot], gross[slot] = value()
             if self.progress is not None:
                 self.progress(hi, n_events)
         strategy.on_stop(ctx)
         return BacktestResult(
             ts_ns=slot_ts,
-            equity=equity,
-            gross_exposure=gross,
+            equity=np.array(equity),
+            gross_exposure=np.array(gross),
             portfolio=portfolio,
             orders=self._orders,
             strategy=strategy,

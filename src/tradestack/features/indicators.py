@@ -45,28 +45,32 @@ class SMA:
     never accumulates over millions of bars.
     """
 
-    __slots__ = ("_count", "_sum", "_window", "period", "value")
+    __slots__ = ("_countdown", "_sum", "_window", "period", "value")
 
     def __init__(self, period: int) -> None:
         _check_period(period)
         self.period = period
-        self._window: deque[float] = deque(maxlen=period)
+        self._window: deque[float] = deque()
         self._sum = 0.0
-        self._count = 0
+        self._countdown = period
         self.value = math.nan
 
     def update(self, x: float) -> float:
         window = self._window
-        if len(window) == self.period:
-            self._sum += x - window[0]
-        else:
-            self._sum += x
         window.append(x)
-        self._count += 1
-        if self._count % self.period == 0:
-            self._sum = math.fsum(window)
-        if len(window) == self.period:
-            self.value = self._sum / self.period
+        self._countdown -= 1
+        if self._countdown:
+            if len(window) > self.period:
+                self._sum += x - window.popleft()
+                self.value = self._sum / self.period
+                return self.value
+            self._sum += x
+            return self.value
+        if len(window) > self.period:
+            window.popleft()
+        self._countdown = self.period
+        self._sum = math.fsum(window)
+        self.value = self._sum / self.period
         return self.value
 
 
@@ -83,7 +87,7 @@ class EMA:
         self.value = math.nan
 
     def update(self, x: float) -> float:
-        if self._seed is not None and len(self._seed) < self.period:
+        if len(self._seed) < self.period:
             self._seed.append(x)
             if len(self._seed) == self.period:
                 self.value = float(np.mean(self._seed))
