@@ -170,7 +170,7 @@ def _index_ns(df: pd.DataFrame) -> np.ndarray:
     idx = pd.DatetimeIndex(df.index)
     if idx.tz is not None:
         idx = idx.tz_convert("UTC").tz_localize(None)
-    return np.asarray(idx.asi8, dtype=np.int64)
+    return np.asarray(idx.as_unit("ns").asi8, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- backtesting.py

@@ -10,6 +10,13 @@ import msgspec
 from tradestack.core.ids import InstrumentId
 
 
+def _plain(value: Decimal) -> Decimal:
+    """Strip trailing zeros without going to exponent form (``100``, not ``1E+2``)."""
+    value = value.normalize()
+    exponent = value.as_tuple().exponent
+    return value.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else value
+
+
 class InstrumentKind(StrEnum):
     """What kind of contract an instrument is."""
 
@@ -51,12 +58,12 @@ class Instrument(msgspec.Struct, frozen=True):
     def round_price(self, price: float | Decimal) -> Decimal:
         """Round a price to the nearest tick (half-even); idempotent."""
         ticks = (Decimal(str(price)) / self.tick_size).quantize(Decimal(1), ROUND_HALF_EVEN)
-        return (ticks * self.tick_size).normalize() if ticks else Decimal(0)
+        return _plain(ticks * self.tick_size) if ticks else Decimal(0)
 
     def round_qty(self, qty: float | Decimal) -> Decimal:
         """Round a quantity toward zero to a whole number of lots; idempotent."""
         lots = (Decimal(str(qty)) / self.lot_size).to_integral_value(ROUND_DOWN)
-        return (lots * self.lot_size).normalize() if lots else Decimal(0)
+        return _plain(lots * self.lot_size) if lots else Decimal(0)
 
     def is_lot_multiple(self, qty: Decimal) -> bool:
         """True when ``qty`` is a whole number of lots."""

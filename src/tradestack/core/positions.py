@@ -10,6 +10,21 @@ from tradestack.core.orders import Fill
 _ZERO = Decimal(0)
 
 
+def pro_rata(amount: Decimal, part: Decimal, whole: Decimal) -> Decimal:
+    """``amount * part / whole`` cut to a finite grid (8 digits finer than ``amount``'s own, at
+    most ~20 significant digits), so what is taken and what is left are exact Decimals and the
+    pieces of ``amount`` always add back to it exactly."""
+    if part == whole:
+        return amount
+    share = amount * part / whole
+    if not amount:
+        return share
+    exponent = amount.as_tuple().exponent
+    assert isinstance(exponent, int)
+    quantum = Decimal(1).scaleb(max(exponent - 8, amount.adjusted() - 20))
+    return share.quantize(quantum)
+
+
 class Position:
     """Net position in one instrument (long > 0, short < 0), with average-cost accounting.
 
@@ -24,6 +39,7 @@ class Position:
         "fees",
         "instrument_id",
         "multiplier",
+        "multiplier_f",
         "qty",
         "qty_f",
         "realized_pnl",
@@ -32,6 +48,7 @@ class Position:
     def __init__(self, instrument_id: InstrumentId, multiplier: Decimal = Decimal(1)) -> None:
         self.instrument_id = instrument_id
         self.multiplier = multiplier
+        self.multiplier_f = float(multiplier)
         self.qty = _ZERO
         self.cost_basis = _ZERO
         self.realized_pnl = _ZERO
@@ -58,7 +75,7 @@ class Position:
         else:
             open_abs = abs(self.qty)
             closed = min(open_abs, fill.qty)
-            removed = self.cost_basis if closed == open_abs else self.cost_basis * closed / open_abs
+            removed = pro_rata(self.cost_basis, closed, open_abs)
             direction = 1 if self.qty > 0 else -1
             realized = direction * (closed * fill.price - removed) * self.multiplier
             self.cost_basis -= removed
@@ -73,11 +90,11 @@ class Position:
 
     def market_value(self, mark: float) -> float:
         """Signed value of the open quantity at ``mark``."""
-        return self.qty_f * mark * float(self.multiplier)
+        return self.qty_f * mark * self.multiplier_f
 
     def unrealized_pnl(self, mark: float) -> float:
         """PnL of the open quantity if it were closed at ``mark``."""
-        return self.qty_f * (mark - self.avg_price_f) * float(self.multiplier)
+        return self.qty_f * (mark - self.avg_price_f) * self.multiplier_f
 
     def __repr__(self) -> str:
         return f"Position({self.instrument_id} qty={self.qty} avg={self.avg_price:.8g})"

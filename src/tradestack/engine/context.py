@@ -106,7 +106,11 @@ class StrategyContext:
         post_only: bool = False,
         tag: str = "",
     ) -> Order:
-        """Create an order (qty and prices rounded to the instrument's lot and tick) and send it."""
+        """Create an order and send it.
+
+        Float quantities and prices are rounded to the instrument's lot and tick; Decimals are
+        taken as given, so an off-grid Decimal is rejected by the venue with a reason.
+        """
         inst = self.instrument(ref)
         self._sequence += 1
         order = Order(
@@ -115,8 +119,8 @@ class StrategyContext:
             side,
             qty if isinstance(qty, Decimal) else inst.round_qty(qty),
             order_type,
-            price=None if price is None else inst.round_price(price),
-            trigger_price=None if trigger_price is None else inst.round_price(trigger_price),
+            price=_on_grid(inst.round_price, price),
+            trigger_price=_on_grid(inst.round_price, trigger_price),
             time_in_force=time_in_force,
             reduce_only=reduce_only,
             post_only=post_only,
@@ -181,6 +185,14 @@ class StrategyContext:
         if interval_ns <= 0:
             raise ValueError(f"timer {name!r}: interval_ns must be > 0, got {interval_ns}")
         self._set_timer(name, interval_ns, start_ns)
+
+
+def _on_grid(
+    rounder: Callable[[Decimal | float], Decimal], value: Decimal | float | None
+) -> Decimal | None:
+    if value is None or isinstance(value, Decimal):
+        return value
+    return rounder(value)
 
 
 def _order_type(kwargs: dict[str, object]) -> OrderType:

@@ -8,7 +8,10 @@ Conventions (each one configurable where a user would want it):
   it. Stops trigger when the range reaches the trigger and fill at the trigger, or at the open on a
   gap; a stop-limit becomes a limit once triggered.
 - Marketable-on-arrival orders pay the taker fee, resting limit orders the maker fee; taker fills
-  (market, stop, marketable limit at the open) are moved against the order by ``slippage_bps``.
+  (market, stop, marketable limit at the open, triggered stop-limit) are moved against the order by
+  ``slippage_bps``, a limit order never beyond its limit price.
+- A DAY order is good for the UTC day of the first bar it can trade on (so on daily bars it gets
+  the next session), and expires at the first bar of a later day.
 - Requests are checked on submit: lot size, minimum quantity and notional, buying power.
 """
 
@@ -76,7 +79,8 @@ class SimulatedBarVenue:
         self._fill_at_close = config.fill_at == "close"
         self.working: dict[InstrumentId, list[Order]] = {}
         self._close_queue: list[Order] = []
-        self._arrived: set[str] = set()
+        self._arrival_day: dict[str, int] = {}
+        self._seen: set[str] = set()
         self._fill_seq = 0
 
     # -- requests -------------------------------------------------------------------------------
@@ -116,10 +120,11 @@ class SimulatedBarVenue:
         if not book:
             return
         for order in list(book):
-            if order.ts_init_ns >= bar.ts_event_ns:
+            # a handler run by an earlier fill of this bar may have canceled this order already
+            if order.ts_init_ns >= bar.ts_event_ns or order not in book:
                 continue
             self._match(order, bar)
-            if not order.is_open:
+            if not order.is_open and order in book:
                 book.remove(order)
 
     def after_bar(self, now_ns: int) -> None:
@@ -132,12 +137,11 @@ class SimulatedBarVenue:
     # -- matching -------------------------------------------------------------------------------
     def _match(self, order: Order, bar: Bar) -> None:
         ts = bar.ts_event_ns
-        first_bar = order.client_order_id not in self._arrived
-        self._arrived.add(order.client_order_id)
-        if (
-            order.time_in_force is TimeInForce.DAY
-            and ts // _NS_PER_DAY > order.ts_init_ns // _NS_PER_DAY
-        ):
+        day = ts // _NS_PER_DAY
+        arrival_day = self._arrival_day.setdefault(order.client_order_id, day)
+        first_bar = arrival_day == day and order.client_order_id not in self._seen
+        self._seen.add(order.client_order_id)
+        if order.time_in_force is TimeInForce.DAY and day > arrival_day:
             self._sink(order, OrderExpired(order.client_order_id, ts))
             return
         buy = order.side is OrderSide.BUY
@@ -160,7 +164,7 @@ class SimulatedBarVenue:
                 return
             assert order.price is not None
             if (touch <= order.price) if buy else (touch >= order.price):
-                self._fill(order, touch, Liquidity.TAKER, ts, slip=False)
+                self._fill(order, touch, Liquidity.TAKER, ts, slip=True)
             return
         assert order.price is not None
         limit = float(order.price)
@@ -174,7 +178,9 @@ class SimulatedBarVenue:
                 )
                 return
             liquidity = Liquidity.TAKER if first_bar and not order.triggered else Liquidity.MAKER
-            self._fill(order, Decimal(repr(bar.open)), liquidity, ts, slip=False)
+            self._fill(
+                order, Decimal(repr(bar.open)), liquidity, ts, slip=liquidity is Liquidity.TAKER
+            )
         elif (bar.low <= limit) if buy else (bar.high >= limit):
             self._fill(order, order.price, Liquidity.MAKER, ts, slip=False)
         else:
@@ -194,6 +200,9 @@ class SimulatedBarVenue:
         price = inst.round_price(raw_price)
         if slip:
             price = self._slippage.adjust(inst, order.side, price)
+            if order.price is not None:  # a limit never fills beyond its limit
+                buy = order.side is OrderSide.BUY
+                price = min(price, order.price) if buy else max(price, order.price)
         qty = order.leaves_qty
         position = self.portfolio.position(order.instrument_id).qty
         if order.reduce_only:
@@ -249,12 +258,6 @@ class SimulatedBarVenue:
         for name, px in (("price", order.price), ("trigger_price", order.trigger_price)):
             if px is not None and px % inst.tick_size != 0:
                 return f"{name} {px} is not a multiple of tick size {inst.tick_size}"
-        ref = self._reference_price(order)
-        if ref is None:
-            return ""
-        notional = inst.notional(order.qty, ref)
-        if notional < inst.min_notional:
-            return f"notional {notional:.8g} is below the minimum notional {inst.min_notional}"
         position = self.portfolio.position(order.instrument_id).qty
         if not self.config.allow_short and order.side is OrderSide.SELL:
             pending = sum(
@@ -270,6 +273,12 @@ class SimulatedBarVenue:
                     f"insufficient position: selling {order.qty} with {position} held "
                     "and shorting disabled"
                 )
+        ref = self._reference_price(order)
+        if ref is None:
+            return ""
+        notional = inst.notional(order.qty, ref)
+        if notional < inst.min_notional:
+            return f"notional {notional:.8g} is below the minimum notional {inst.min_notional}"
         shortfall = self._buying_power_shortfall(inst, order.side, order.qty, ref, pending=True)
         return f"insufficient cash: {shortfall}" if shortfall else ""
 

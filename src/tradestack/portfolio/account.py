@@ -75,7 +75,7 @@ class Portfolio:
         self.traded_notional += notional
         self._cash_f = float(self.cash)
         self.fills.append(fill)
-        self.trades.on_fill(fill, realized)
+        self.trades.on_fill(fill, realized, inst.multiplier)
         return realized
 
     def apply_cash(self, amount: Decimal) -> None:

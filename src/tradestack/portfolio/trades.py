@@ -8,6 +8,7 @@ import msgspec
 
 from tradestack.core.ids import InstrumentId
 from tradestack.core.orders import Fill
+from tradestack.core.positions import pro_rata
 
 _ZERO = Decimal(0)
 
@@ -24,6 +25,7 @@ class TradeRecord(msgspec.Struct, frozen=True):
     exit_price: Decimal
     gross_pnl: Decimal
     fees: Decimal
+    multiplier: Decimal = Decimal(1)
 
     @property
     def pnl(self) -> Decimal:
@@ -31,8 +33,8 @@ class TradeRecord(msgspec.Struct, frozen=True):
 
     @property
     def return_fraction(self) -> float:
-        """Net PnL over entry value."""
-        entry_value = self.qty * self.entry_price
+        """Net PnL over entry value (``qty * entry_price * multiplier``, like the PnL)."""
+        entry_value = self.qty * self.entry_price * self.multiplier
         return float(self.pnl / entry_value) if entry_value else 0.0
 
 
@@ -46,10 +48,12 @@ class _OpenTrade:
         "exit_value",
         "fees",
         "gross_pnl",
+        "multiplier",
     )
 
-    def __init__(self, direction: int, ts_ns: int) -> None:
+    def __init__(self, direction: int, ts_ns: int, multiplier: Decimal) -> None:
         self.direction = direction
+        self.multiplier = multiplier
         self.entry_ts_ns = ts_ns
         self.entry_qty = _ZERO
         self.entry_value = _ZERO
@@ -67,7 +71,7 @@ class TradeTracker:
         self._qty: dict[InstrumentId, Decimal] = {}
         self.closed: list[TradeRecord] = []
 
-    def on_fill(self, fill: Fill, realized: Decimal) -> None:
+    def on_fill(self, fill: Fill, realized: Decimal, multiplier: Decimal = Decimal(1)) -> None:
         inst = fill.instrument_id
         before = self._qty.get(inst, _ZERO)
         signed = fill.qty if fill.side.sign > 0 else -fill.qty
@@ -75,10 +79,12 @@ class TradeTracker:
         self._qty[inst] = after
         trade = self._open.get(inst)
         if trade is None:
-            trade = self._open[inst] = _OpenTrade(1 if signed > 0 else -1, fill.ts_event_ns)
+            trade = self._open[inst] = _OpenTrade(
+                1 if signed > 0 else -1, fill.ts_event_ns, multiplier
+            )
         closing = min(abs(before), fill.qty) if before and (before > 0) != (signed > 0) else _ZERO
         opening = fill.qty - closing
-        fee_close = fill.fee * closing / fill.qty if closing else _ZERO
+        fee_close = pro_rata(fill.fee, closing, fill.qty) if closing else _ZERO
         if closing:
             trade.exit_qty += closing
             trade.exit_value += closing * fill.price
@@ -87,7 +93,9 @@ class TradeTracker:
         if after == 0 or (closing and opening):
             self._close(inst, trade, fill.ts_event_ns)
             if opening:
-                trade = self._open[inst] = _OpenTrade(1 if signed > 0 else -1, fill.ts_event_ns)
+                trade = self._open[inst] = _OpenTrade(
+                    1 if signed > 0 else -1, fill.ts_event_ns, multiplier
+                )
         if opening:
             trade.entry_qty += opening
             trade.entry_value += opening * fill.price
@@ -106,6 +114,7 @@ class TradeTracker:
                 exit_price=trade.exit_value / trade.exit_qty,
                 gross_pnl=trade.gross_pnl,
                 fees=trade.fees,
+                multiplier=trade.multiplier,
             )
         )
 
