@@ -54,6 +54,15 @@ Conventions bridged so the peers agree exactly
 * Final equity is cash + open position marked at the last close in every peer: the open
   position is *not* closed (backtesting.py ``finalize_trades=False``).
 
+Styles (``style=``)
+-------------------
+``"parity"`` (default) is the above: the shared fsum SMA, and for backtrader a light array feed.
+``"idiomatic"`` is each library as its own docs write the strategy: backtesting.py ``self.I``
+over pandas ``rolling().mean()`` with ``backtesting.lib.crossover`` and ``position.close()``;
+backtrader ``PandasData`` with ``bt.ind.SMA`` and ``bt.ind.CrossOver``. That is what the speed
+comparison should use; agreement is still checked (it holds unless an ulp-level SMA difference
+flips a near-tie, which the check would report).
+
 ``trades`` are closed round trips ``(entry_ns, exit_ns, entry_price, exit_price,
 signed_size)``: native ``stats._trades`` for backtesting.py; FIFO-matched from the
 peer's own executions (price, size, time as reported by the peer) for backtrader and
@@ -89,6 +98,7 @@ __all__ = [
     "run_nautilus",
 ]
 
+PeerStyle = Literal["parity", "idiomatic"]
 FillConvention = Literal["next_open", "close"]
 #: ``(entry_time_ns, exit_time_ns, entry_price, exit_price, signed_size)``
 Trade = tuple[int, int, float, float, int]
@@ -184,6 +194,7 @@ def run_backtesting_py(
     qty: int,
     cash: float,
     fill: FillConvention = "next_open",
+    style: PeerStyle = "parity",
 ) -> PeerResult:
     """Run the workload in backtesting.py (``Backtest.run``; no plotting, no progress bar).
 
@@ -195,6 +206,7 @@ def run_backtesting_py(
     _check_fill(fill)
     import backtesting.backtesting as bt_mod
     from backtesting import Backtest, Strategy
+    from backtesting.lib import crossover
 
     frame = _as_frame(df)
 
@@ -219,9 +231,25 @@ def run_backtesting_py(
             elif crossed(s[-2], f[-2], s[-1], f[-1]) and pos != -self.size:
                 self.sell(size=self.size + pos)
 
+    class IdiomaticSmaCross(Strategy):  # type: ignore[misc]
+        """The strategy as backtesting.py's own tutorial writes it."""
+
+        def init(self) -> None:
+            close = pd.Series(self.data.Close)
+            self.fast_sma = self.I(lambda: close.rolling(fast).mean(), plot=False)
+            self.slow_sma = self.I(lambda: close.rolling(slow).mean(), plot=False)
+
+        def next(self) -> None:
+            if crossover(self.fast_sma, self.slow_sma):
+                self.position.close()
+                self.buy(size=qty)
+            elif crossover(self.slow_sma, self.fast_sma):
+                self.position.close()
+                self.sell(size=qty)
+
     bt = Backtest(
         frame,
-        SmaCross,
+        SmaCross if style == "parity" else IdiomaticSmaCross,
         cash=cash,
         commission=0.0,
         margin=1.0,
@@ -278,6 +306,7 @@ def run_backtrader(
     qty: int,
     cash: float,
     fill: FillConvention = "next_open",
+    style: PeerStyle = "parity",
 ) -> PeerResult:
     """Run the workload in backtrader (``Cerebro(stdstats=False)``, no observers/plots).
 
@@ -361,10 +390,26 @@ def run_backtrader(
             ln.openinterest[0] = 0.0
             return True
 
+    class IdiomaticSmaCross(SmaCross):
+        """Built-in SMA and CrossOver indicators, as backtrader's docs write it."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.cross = bt.ind.CrossOver(bt.ind.SMA(period=fast), bt.ind.SMA(period=slow))
+
+        def next(self) -> None:
+            if self.cross[0] > 0:
+                self.order_target_size(target=qty)
+            elif self.cross[0] < 0:
+                self.order_target_size(target=-qty)
+
     cerebro = bt.Cerebro(stdstats=False)
-    feed = ArrayFeed()
-    cerebro.adddata(feed)
-    cerebro.addstrategy(SmaCross)
+    if style == "parity":
+        cerebro.adddata(ArrayFeed())
+        cerebro.addstrategy(SmaCross)
+    else:
+        cerebro.adddata(bt.feeds.PandasData(dataname=frame))
+        cerebro.addstrategy(IdiomaticSmaCross)
     cerebro.broker.setcash(cash)
     cerebro.broker.setcommission(commission=0.0)
     cerebro.broker.set_coc(fill == "close")

@@ -16,9 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported lazily: the tradestack benchmark worker never needs it
+    import pandas as pd
 
 __all__ = [
     "EPOCH_2020_NS",
@@ -93,6 +96,8 @@ def to_pandas(bars: dict[str, np.ndarray]) -> pd.DataFrame:
         DataFrame with a tz-naive (UTC wall time) ``DatetimeIndex`` named ``Date`` and
         float64 columns ``Open, High, Low, Close, Volume``.
     """
+    import pandas as pd
+
     index = pd.DatetimeIndex(pd.to_datetime(np.asarray(bars["ts_ns"], dtype=np.int64)), name="Date")
     return pd.DataFrame(
         {
@@ -112,6 +117,8 @@ def load_csv(path: str | Path) -> pd.DataFrame:
     Returns:
         Same layout as :func:`to_pandas` (tz-naive ``DatetimeIndex``, float64 columns).
     """
+    import pandas as pd
+
     df = pd.read_csv(path, index_col=0, parse_dates=True)
     df.index = pd.DatetimeIndex(df.index, name="Date")
     return df[["Open", "High", "Low", "Close", "Volume"]].astype(np.float64)

@@ -1,7 +1,8 @@
 """Market-data events; timestamps are integer nanoseconds since the epoch, UTC.
 
 Every event carries the exchange time (``ts_event_ns``) and the local receive time (``ts_recv_ns``).
-Prices and sizes are float64: market data is measurement, not money.
+Prices and sizes are float64: market data is measurement, not money. Events hold no references
+that could form cycles, so they are excluded from the garbage collector (``gc=False``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import msgspec
 from tradestack.core.ids import InstrumentId
 
 
-class Bar(msgspec.Struct, frozen=True):
+class Bar(msgspec.Struct, frozen=True, gc=False):
     """One OHLCV bar; ``ts_event_ns`` is its label (the open time); delivered when complete."""
 
     instrument_id: InstrumentId
@@ -26,7 +27,7 @@ class Bar(msgspec.Struct, frozen=True):
     volume: float
 
 
-class QuoteTick(msgspec.Struct, frozen=True):
+class QuoteTick(msgspec.Struct, frozen=True, gc=False):
     """Best bid and ask with their sizes."""
 
     instrument_id: InstrumentId
@@ -46,7 +47,7 @@ class AggressorSide(StrEnum):
     UNKNOWN = "unknown"
 
 
-class TradeTick(msgspec.Struct, frozen=True):
+class TradeTick(msgspec.Struct, frozen=True, gc=False):
     """One public trade print."""
 
     instrument_id: InstrumentId
@@ -65,7 +66,7 @@ class BookSide(StrEnum):
     ASK = "ask"
 
 
-class OrderBookDelta(msgspec.Struct, frozen=True):
+class OrderBookDelta(msgspec.Struct, frozen=True, gc=False):
     """One level change: ``size == 0`` removes the level. ``sequence`` is the venue's update id."""
 
     instrument_id: InstrumentId
@@ -77,7 +78,7 @@ class OrderBookDelta(msgspec.Struct, frozen=True):
     sequence: int = 0
 
 
-class OrderBookSnapshot(msgspec.Struct, frozen=True):
+class OrderBookSnapshot(msgspec.Struct, frozen=True, gc=False):
     """Full depth at one instant: ``bids`` descending and ``asks`` ascending as (price, size)."""
 
     instrument_id: InstrumentId
@@ -88,7 +89,7 @@ class OrderBookSnapshot(msgspec.Struct, frozen=True):
     sequence: int = 0
 
 
-class FundingRate(msgspec.Struct, frozen=True):
+class FundingRate(msgspec.Struct, frozen=True, gc=False):
     """A perpetual's funding rate (a fraction per funding interval) and when it is next charged."""
 
     instrument_id: InstrumentId

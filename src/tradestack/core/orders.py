@@ -96,14 +96,14 @@ class Liquidity(StrEnum):
     TAKER = "taker"
 
 
-class OrderSubmitted(msgspec.Struct, frozen=True):
+class OrderSubmitted(msgspec.Struct, frozen=True, gc=False):
     """The order left the strategy for the venue."""
 
     client_order_id: str
     ts_event_ns: int
 
 
-class OrderAccepted(msgspec.Struct, frozen=True):
+class OrderAccepted(msgspec.Struct, frozen=True, gc=False):
     """The venue acknowledged the order and it is working."""
 
     client_order_id: str
@@ -111,7 +111,7 @@ class OrderAccepted(msgspec.Struct, frozen=True):
     venue_order_id: str = ""
 
 
-class OrderRejected(msgspec.Struct, frozen=True):
+class OrderRejected(msgspec.Struct, frozen=True, gc=False):
     """The order was refused; ``reason`` says why in words a person can act on."""
 
     client_order_id: str
@@ -119,7 +119,7 @@ class OrderRejected(msgspec.Struct, frozen=True):
     reason: str
 
 
-class OrderCanceled(msgspec.Struct, frozen=True):
+class OrderCanceled(msgspec.Struct, frozen=True, gc=False):
     """The order stopped working before it was fully filled."""
 
     client_order_id: str
@@ -127,14 +127,14 @@ class OrderCanceled(msgspec.Struct, frozen=True):
     reason: str = ""
 
 
-class OrderExpired(msgspec.Struct, frozen=True):
+class OrderExpired(msgspec.Struct, frozen=True, gc=False):
     """The order's time in force ran out."""
 
     client_order_id: str
     ts_event_ns: int
 
 
-class Fill(msgspec.Struct, frozen=True):
+class Fill(msgspec.Struct, frozen=True, gc=False):
     """An execution: exact quantity, price and fee (fee in the quote currency, positive = paid)."""
 
     client_order_id: str

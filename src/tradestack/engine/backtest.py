@@ -13,10 +13,11 @@ import numpy as np
 from tradestack.core.clock import SimulatedClock
 from tradestack.core.events import Bar
 from tradestack.core.ids import InstrumentId
-from tradestack.core.instruments import Instrument
+from tradestack.core.instruments import Instrument, InstrumentKind
 from tradestack.core.orders import Fill, Order, OrderEvent
 from tradestack.core.series import BarSeries, FloatArray, IntArray
 from tradestack.engine.context import StrategyContext
+from tradestack.engine.equity import rebuild_equity
 from tradestack.engine.strategy import Strategy, overrides
 from tradestack.execution.bar_venue import BarVenueConfig, SimulatedBarVenue
 from tradestack.portfolio.account import Portfolio
@@ -120,6 +121,9 @@ class BacktestEngine:
         self._timers: list[tuple[int, int, str, int]] = []
         self._timer_seq = 0
         self._orders: list[Order] = []
+        self._event_no = 0
+        self._cash_log: list[tuple[int, float]] = []
+        self._position_log: list[tuple[int, int, float, float]] = []
         self.ctx = StrategyContext(
             strategy_name=strategy.name,
             clock=self.clock,
@@ -142,7 +146,12 @@ class BacktestEngine:
         order.apply(event)
         self.ctx.order_updated(order)
         if isinstance(event, Fill):
-            self.portfolio.apply_fill(event)
+            portfolio = self.portfolio
+            portfolio.apply_fill(event)
+            position = portfolio.positions[event.instrument_id]
+            feed = self._feed_of[event.instrument_id]
+            self._position_log.append((self._event_no, feed, position.qty_f, position.avg_price_f))
+            self._cash_log.append((self._event_no, portfolio.cash_f))
             if self._wants_fill:
                 self.strategy.on_fill(self.ctx, event)
         if self._wants_order:
@@ -172,22 +181,18 @@ class BacktestEngine:
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> BacktestResult:
         """Replay every bar once and return the result."""
-        fid_all, row_all, slot_all, slot_ts, columns = self._merge()
+        fid_all, row_all, slot_last, slot_ts, columns = self._merge()
         n_events = len(fid_all)
-        equity = [0.0] * len(slot_ts)
-        gross = [0.0] * len(slot_ts)
         ids = [f.instrument_id for f in self.feeds]
         cursor = self._cursor
         clock = self.clock
         venue = self.venue
         working = venue.working
         close_queue = venue._close_queue
-        portfolio = self.portfolio
-        marks = portfolio._marks
+        marks = self.portfolio._marks
         ctx = self.ctx
         strategy = self.strategy
         on_bar = strategy.on_bar if overrides(strategy, "on_bar") else None
-        value = portfolio.equity_and_exposure
         fire_timers = self._fire_timers
         timers = self._timers
 
@@ -196,9 +201,9 @@ class BacktestEngine:
             hi = min(lo + _CHUNK, n_events)
             fids = fid_all[lo:hi].tolist()
             rows = row_all[lo:hi].tolist()
-            slots = slot_all[lo:hi].tolist()
             ts_l, o_l, h_l, l_l, c_l, v_l = (col[lo:hi].tolist() for col in columns)
             for j in range(hi - lo):
+                self._event_no = lo + j
                 f = fids[j]
                 ts = ts_l[j]
                 inst = ids[f]
@@ -215,24 +220,32 @@ class BacktestEngine:
                     on_bar(ctx, bar)
                 if close_queue:
                     venue.after_bar(ts)
-                slot = slots[j]
-                equity[slot], gross[slot] = value()
             if self.progress is not None:
                 self.progress(hi, n_events)
         strategy.on_stop(ctx)
+        equity, gross = rebuild_equity(
+            feed_ids=fid_all,
+            closes=np.asarray(columns[4], dtype=np.float64),
+            slot_last_event=slot_last,
+            starting_cash=float(self.portfolio.starting_cash),
+            cash_log=self._cash_log,
+            position_log=self._position_log,
+            multipliers=[float(self.instruments[i].multiplier) for i in ids],
+            margined=[self.instruments[i].kind is InstrumentKind.PERPETUAL for i in ids],
+        )
         return BacktestResult(
             ts_ns=slot_ts,
-            equity=np.array(equity),
-            gross_exposure=np.array(gross),
-            portfolio=portfolio,
+            equity=equity,
+            gross_exposure=gross,
+            portfolio=self.portfolio,
             orders=self._orders,
             strategy=strategy,
             periods_per_year=self.periods_per_year,
         )
 
     def _merge(self) -> tuple[IntArray, IntArray, IntArray, IntArray, list[np.ndarray]]:
-        """Time-ordered events: feed and row of each, its equity slot (one per timestamp), the
-        distinct timestamps, and the ts/open/high/low/close/volume columns in event order."""
+        """Time-ordered events: feed and row of each, the last event of each distinct timestamp,
+        the distinct timestamps, and the ts/open/high/low/close/volume columns in event order."""
         feeds = self.feeds
         lengths = [len(f) for f in feeds]
         names = ("ts_ns", "open", "high", "low", "close", "volume")
@@ -246,7 +259,6 @@ class BacktestEngine:
             fid, rows = fid[order], rows[order]
             columns = [np.concatenate([getattr(f, name) for f in feeds])[order] for name in names]
         ts_all = columns[0].astype(np.int64, copy=False)
-        new_ts = np.ones(len(ts_all), dtype=bool)
-        new_ts[1:] = ts_all[1:] != ts_all[:-1]
-        slots = np.cumsum(new_ts) - 1
-        return fid, rows, slots, ts_all[new_ts], columns
+        last_of_ts = np.ones(len(ts_all), dtype=bool)
+        last_of_ts[:-1] = ts_all[1:] != ts_all[:-1]
+        return fid, rows, np.flatnonzero(last_of_ts), ts_all[last_of_ts], columns

@@ -69,7 +69,9 @@ class StrategyContext:
         return self.instrument_id(InstrumentId.parse(ref))
 
     def instrument(self, ref: InstrumentRef) -> Instrument:
-        return self.instruments[self.instrument_id(ref)]
+        """The instrument's trading rules."""
+        found = self.instruments.get(ref) if isinstance(ref, InstrumentId) else None
+        return found if found is not None else self.instruments[self.instrument_id(ref)]
 
     def position(self, ref: InstrumentRef) -> Position:
         """The net position in one instrument."""
@@ -153,15 +155,10 @@ class StrategyContext:
         """Send the market order that takes position plus open market orders to ``target``."""
         inst = self.instrument(ref)
         goal = target if isinstance(target, Decimal) else inst.round_qty(target)
-        pending = sum(
-            (
-                o.leaves_qty * o.side.sign
-                for o in self.open_orders(inst.id)
-                if o.order_type is OrderType.MARKET
-            ),
-            Decimal(0),
-        )
-        delta = goal - self.portfolio.position(inst.id).qty - pending
+        delta = goal - self.portfolio.position(inst.id).qty
+        for o in self._open.values():
+            if o.instrument_id == inst.id and o.order_type is OrderType.MARKET:
+                delta -= o.leaves_qty if o.side is OrderSide.BUY else -o.leaves_qty
         if delta == 0:
             return None
         side = OrderSide.BUY if delta > 0 else OrderSide.SELL

@@ -124,8 +124,11 @@ class SimulatedBarVenue:
             if order.ts_init_ns >= bar.ts_event_ns or order not in book:
                 continue
             self._match(order, bar)
-            if not order.is_open and order in book:
-                book.remove(order)
+            if not order.is_open:
+                if order in book:
+                    book.remove(order)
+                self._arrival_day.pop(order.client_order_id, None)
+                self._seen.discard(order.client_order_id)
 
     def after_bar(self, now_ns: int) -> None:
         """Fill market orders queued during the strategy's bar handler at the last close."""
@@ -292,8 +295,10 @@ class SimulatedBarVenue:
         return Decimal(repr(self.portfolio.mark_price(order.instrument_id)))
 
     def _open_orders(self, instrument_id: InstrumentId) -> list[Order]:
-        queued = [o for o in self._close_queue if o.instrument_id == instrument_id]
-        return self.working.get(instrument_id, []) + queued
+        book = self.working.get(instrument_id, [])
+        if not self._close_queue:
+            return book
+        return book + [o for o in self._close_queue if o.instrument_id == instrument_id]
 
     def _buying_power_shortfall(
         self,
@@ -307,9 +312,8 @@ class SimulatedBarVenue:
         """Empty when the account can carry the position after this order, else why not."""
         current = self.portfolio.position(inst.id).qty
         if pending:
-            current += sum(
-                (o.leaves_qty * o.side.sign for o in self._open_orders(inst.id)), Decimal(0)
-            )
+            for o in self._open_orders(inst.id):
+                current += o.leaves_qty if o.side is OrderSide.BUY else -o.leaves_qty
         after = current + side.sign * qty
         if abs(after) <= abs(current):
             return ""

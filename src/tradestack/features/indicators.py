@@ -4,8 +4,6 @@ and incremental (one value at a time, for event-driven strategies)."""
 from __future__ import annotations
 
 import math
-from collections import deque
-
 import numpy as np
 
 from tradestack.core.series import FloatArray
@@ -41,36 +39,40 @@ def ema(values: FloatArray, period: int) -> FloatArray:
 class SMA:
     """Incremental simple moving average; ``update`` returns NaN until ``period`` values arrived.
 
-    The running sum is rebuilt exactly from the window every ``period`` updates, so rounding error
-    never accumulates over millions of bars.
+    A ring buffer with a running sum; the sum is rebuilt exactly (``math.fsum``) each time the ring
+    wraps, so rounding error never accumulates over millions of bars.
     """
 
-    __slots__ = ("_countdown", "_sum", "_window", "period", "value")
+    __slots__ = ("_full", "_i", "_ring", "_sum", "period", "value")
 
     def __init__(self, period: int) -> None:
         _check_period(period)
         self.period = period
-        self._window: deque[float] = deque()
+        self._ring: list[float] = []
+        self._full = False
+        self._i = 0
         self._sum = 0.0
-        self._countdown = period
         self.value = math.nan
 
     def update(self, x: float) -> float:
-        window = self._window
-        window.append(x)
-        self._countdown -= 1
-        if self._countdown:
-            if len(window) > self.period:
-                self._sum += x - window.popleft()
-                self.value = self._sum / self.period
-                return self.value
-            self._sum += x
-            return self.value
-        if len(window) > self.period:
-            window.popleft()
-        self._countdown = self.period
-        self._sum = math.fsum(window)
-        self.value = self._sum / self.period
+        ring = self._ring
+        i = self._i
+        if self._full:
+            self._sum += x - ring[i]
+            ring[i] = x
+            i += 1
+            if i == self.period:
+                i = 0
+                self._sum = math.fsum(ring)
+            self._i = i
+            self.value = value = self._sum / self.period
+            return value
+        ring.append(x)
+        self._sum += x
+        if len(ring) == self.period:
+            self._full = True
+            self._sum = math.fsum(ring)
+            self.value = self._sum / self.period
         return self.value
 
 

@@ -78,6 +78,11 @@ class Portfolio:
         self.trades.on_fill(fill, realized, inst.multiplier)
         return realized
 
+    @property
+    def cash_f(self) -> float:
+        """Cash as a float, for valuation."""
+        return self._cash_f
+
     def apply_cash(self, amount: Decimal) -> None:
         """Book a cash flow that is not a fill (funding, dividends, deposits)."""
         self.cash += amount
