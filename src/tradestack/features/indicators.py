@@ -4,6 +4,7 @@ and incremental (one value at a time, for event-driven strategies)."""
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from tradestack.core.series import FloatArray
