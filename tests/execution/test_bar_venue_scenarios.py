@@ -705,3 +705,17 @@ def test_context_takes_decimals_as_given_and_rounds_floats() -> None:
     assert exact.status is S.REJECTED
     assert "price 99.995 is not a multiple of tick size 0.01" in exact.events[-1].reason  # type: ignore[union-attr]
     assert rounded.price == D("100.00")
+
+
+class _IocStopLimit(Strategy):
+    def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
+        if not ctx.orders:
+            ctx.buy(X, 1, trigger_price=D("101.5"), price=D("100"), time_in_force=TimeInForce.IOC)
+
+
+def test_ioc_stop_limit_triggered_but_not_marketable_is_canceled() -> None:
+    result = BacktestEngine(_IocStopLimit(), [_series(B, T0)], instruments=[INST]).run()
+    (order,) = result.orders
+    assert order.triggered
+    assert order.status is S.CANCELED
+    assert order.events[-1].reason == "ioc not filled"  # type: ignore[union-attr]

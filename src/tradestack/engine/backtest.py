@@ -184,6 +184,8 @@ class BacktestEngine:
         fid_all, row_all, slot_last, slot_ts, columns = self._merge()
         n_events = len(fid_all)
         ids = [f.instrument_id for f in self.feeds]
+        # The hot loop binds collaborators' state to locals (and writes the clock and marks
+        # directly): events are already in time order, so their checked setters add nothing.
         cursor = self._cursor
         clock = self.clock
         venue = self.venue

@@ -168,6 +168,8 @@ class SimulatedBarVenue:
             assert order.price is not None
             if (touch <= order.price) if buy else (touch >= order.price):
                 self._fill(order, touch, Liquidity.TAKER, ts, slip=True)
+            else:
+                self._end_of_first_bar(order, ts, first_bar)
             return
         assert order.price is not None
         limit = float(order.price)
