@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tradestack.cli import EXIT_INPUT, EXIT_OK, main
+from tradestack.cli import EXIT_INPUT, EXIT_OK, EXIT_STRATEGY, main
 
 METRIC_KEYS = {
     "final_equity",
@@ -167,3 +167,131 @@ def test_example_configs_run(examples_dir: Path, tmp_path: Path) -> None:
         )
         assert (out / "report.html").stat().st_size > 100_000
         assert json.loads((out / "metrics.json").read_text())["n_trades"] > 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {
+                "data": [
+                    {
+                        "path": "data/MSFT_2012-2014_daily.csv",
+                        "instrument": "MSFT",
+                        "timezone": "Mars/Base",
+                    }
+                ]
+            },
+            "unknown IANA timezone 'Mars/Base'",
+        ),
+        (
+            {"data": [{"path": "data/MSFT_2012-2014_daily.csv", "instrument": ""}]},
+            "data[0].instrument",
+        ),
+        (
+            {"data": [{"path": "data/MSFT_2012-2014_daily.csv", "instrument": "MSFT@"}]},
+            "SYMBOL@venue",
+        ),
+        (
+            {
+                "data": [
+                    {"path": "data/MSFT_2012-2014_daily.csv", "instrument": "MSFT", "min_qty": -1}
+                ]
+            },
+            "data[0].min_qty",
+        ),
+        (
+            {
+                "data": [
+                    {"path": "data/MSFT_2012-2014_daily.csv", "instrument": "MSFT"},
+                    {"path": "data/AAPL_2012-2014_daily.csv", "instrument": "MSFT@sim"},
+                ]
+            },
+            "repeated: MSFT@sim",
+        ),
+        ({"data": [{"path": "data", "instrument": "MSFT"}]}, "data[0].path: cannot load"),
+        ({"data": [{"path": "data/README.md", "instrument": "MSFT"}]}, "data[0].path: cannot load"),
+        ({"periods_per_year": float("inf")}, "periods_per_year"),
+        ({"venue": {"slippage_bps": 20000}}, "venue.slippage_bps"),
+        ({"params": {"fast": 1.5}}, "params: SmaCross.fast must be int"),
+    ],
+)
+def test_more_bad_configs_exit_2(
+    workdir: Path, capsys: pytest.CaptureFixture[str], overrides: dict[str, object], message: str
+) -> None:
+    out = workdir / "out"
+    assert main(["backtest", str(_config(workdir, **overrides)), "--out", str(out)]) == EXIT_INPUT
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+STRATEGY_FILE = """
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar, Literal
+
+from tradestack import Strategy
+
+
+@dataclass
+class Note:
+    kind: ClassVar[str] = "note"
+    text: str = ""
+
+
+class Boom(Strategy):
+    budget: Decimal = Decimal("1")
+    mode: Literal["a", "b"] = "a"
+
+    def on_bar(self, ctx, bar):
+        if len(ctx.history(bar.instrument_id)) == 40:
+            raise ZeroDivisionError("user bug")
+"""
+
+
+def test_strategy_from_file_with_postponed_annotations_and_its_errors(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "mine.py").write_text(STRATEGY_FILE)
+    config = _config(workdir, strategy="mine.py:Boom", params={"budget": "2.5", "mode": "b"})
+    assert main(["backtest", str(config), "--out", str(workdir / "out")]) == EXIT_STRATEGY
+    err = capsys.readouterr().err
+    assert (
+        "error: backtest stopped at 2012-02-29T00:00:00+00:00 while handling the MSFT@sim bar"
+        in err
+    )
+    assert "ZeroDivisionError: user bug" in err and 'mine.py", line' in err
+    assert not (workdir / "out").exists()
+
+    (workdir / "broken.py").write_text("def oops(:\n")
+    config = _config(workdir, strategy="broken.py:X")
+    assert main(["backtest", str(config)]) == EXIT_INPUT
+    assert "failed to load: SyntaxError" in capsys.readouterr().err
+
+
+def test_unreadable_config_and_out_that_is_a_file(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["backtest", str(workdir / "data")]) == EXIT_INPUT
+    assert "cannot read config" in capsys.readouterr().err
+    (workdir / "latin1.yaml").write_bytes("strategy: caf\xe9\n".encode("latin-1"))
+    assert main(["backtest", str(workdir / "latin1.yaml")]) == EXIT_INPUT
+    assert "not UTF-8" in capsys.readouterr().err
+    taken = workdir / "taken"
+    taken.write_text("x")
+    assert main(["backtest", str(_config(workdir)), "--out", str(taken)]) == EXIT_INPUT
+    assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_rerun_without_report_removes_the_old_report(workdir: Path) -> None:
+    out = workdir / "out"
+    assert main(["backtest", str(_config(workdir)), "--out", str(out), "--quiet"]) == EXIT_OK
+    assert (out / "report.html").exists()
+    config = _config(workdir, params={"fast": 5, "slow": 20})
+    assert main(["backtest", str(config), "--out", str(out), "--quiet", "--no-report"]) == EXIT_OK
+    assert not (out / "report.html").exists()
+    assert json.loads((out / "metrics.json").read_text())["params"]["fast"] == 5

@@ -1,7 +1,8 @@
 """The ``tradestack`` command.
 
 Exit codes: 0 success; 1 unexpected internal error; 2 bad usage, config, data, strategy or
-parameter (the message says which file, row and field); 130 interrupted.
+parameter (the message says which file, row and field); 3 the strategy raised during the run (the
+message says when and on which bar, followed by the traceback); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tradestack.engine.backtest import BacktestResult
 
-EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_STRATEGY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 _PROGRESS_MIN_BARS = 200_000
 
 
@@ -37,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="tradestack",
         description="Algorithmic trading: backtest, research, paper and live trading.",
         epilog="Exit codes: 0 ok, 1 internal error, 2 bad input (config, data, strategy, "
-        "parameter), 130 interrupted.",
+        "parameter), 3 the strategy raised during the run, 130 interrupted.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     backtest = sub.add_parser("backtest", help="run a backtest from a YAML config")
@@ -57,25 +58,41 @@ def _parser() -> argparse.ArgumentParser:
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from tradestack.data.errors import DataValidationError
+    from tradestack.engine.backtest import BacktestError
     from tradestack.engine.config import ConfigError, load_config
     from tradestack.engine.loading import build_engine
     from tradestack.engine.strategy import ParameterError
 
     try:
         config, base = load_config(args.config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    try:
         engine = build_engine(config, base)
-    except (ConfigError, DataValidationError, ParameterError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    title = (
-        config.title
-        or f"{engine.strategy.name} — {', '.join(str(f.instrument_id) for f in engine.feeds)}"
+    except DataValidationError as exc:
+        return _fail(str(exc))
+    except ParameterError as exc:
+        return _fail(f"{args.config}: params: {exc}")
+    except (ConfigError, ValueError) as exc:
+        return _fail(f"{args.config}: {exc}")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        return _fail(f"--out {args.out}: exists and is not a folder")
+    title = config.title or (
+        f"{engine.strategy.name} — {', '.join(str(f.instrument_id) for f in engine.feeds)}"
     )
     n_bars = sum(len(f) for f in engine.feeds)
-    if args.quiet or n_bars < _PROGRESS_MIN_BARS or not sys.stderr.isatty():
-        result = engine.run()
-    else:
-        result = _run_with_progress(engine, n_bars)
+    try:
+        if args.quiet or n_bars < _PROGRESS_MIN_BARS or not sys.stderr.isatty():
+            result = engine.run()
+        else:
+            result = _run_with_progress(engine, n_bars)
+    except BacktestError as exc:
+        import traceback
+
+        cause = exc.__cause__ or exc
+        traceback.print_exception(type(cause), cause, cause.__traceback__, file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_STRATEGY
     if not args.quiet:
         _print_summary(result, title)
     if args.out is not None:
@@ -85,6 +102,11 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         for name, path in written.items():
             print(f"wrote {path}" if name != "report.html" else f"report: {path.resolve()}")
     return EXIT_OK
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_INPUT
 
 
 def _run_with_progress(engine: object, n_bars: int) -> BacktestResult:

@@ -229,6 +229,7 @@ def compute_metrics(
     traded_notional: float = 0.0,
     total_fees: float = 0.0,
     risk_free: float = 0.0,
+    starting_equity: float | None = None,
 ) -> PerformanceMetrics:
     """Metrics of an equity curve (one value per bar, UTC ns labels) and its closed trades.
 
@@ -241,6 +242,8 @@ def compute_metrics(
     * ``exposure_fraction`` is the fraction of bars where ``gross_exposure`` is nonzero; without
       it, the fraction of bars inside a closed trade's ``[entry, exit)`` interval.
     * ``turnover`` is ``traded_notional / mean(equity)``.
+    * ``total_return`` is measured from ``starting_equity`` (the account's cash before the first
+      bar, so fees paid on the first bar count) or, when not given, from ``equity[0]``.
     """
     ts = np.asarray(ts_ns, dtype=np.int64)
     eq = np.asarray(equity, dtype=np.float64)
@@ -257,7 +260,10 @@ def compute_metrics(
         returns: FloatArray = eq[1:] / eq[:-1] - 1.0 if n >= 2 else np.empty(0, np.float64)
         stats = _return_stats(returns, ppy, risk_free)
     dd_bars, dd_days = _drawdown_durations(ts, eq)
-    start_eq = float(eq[0]) if n else _NAN
+    if starting_equity is not None:
+        start_eq = float(starting_equity)
+    else:
+        start_eq = float(eq[0]) if n else _NAN
     final_eq = float(eq[-1]) if n else _NAN
     mean_eq = float(eq.mean()) if n else _NAN
     return PerformanceMetrics(

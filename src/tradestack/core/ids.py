@@ -19,9 +19,9 @@ class InstrumentId(msgspec.Struct, frozen=True, order=True):
     @classmethod
     def parse(cls, text: str) -> InstrumentId:
         """Parse ``"SYMBOL@venue"`` (venue defaults to ``sim``)."""
-        symbol, sep, venue = text.partition("@")
-        if not symbol:
-            raise ValueError(f"instrument id {text!r} has no symbol")
+        symbol, sep, venue = text.strip().partition("@")
+        if not symbol or (sep and not venue):
+            raise ValueError(f"instrument id {text!r} must look like 'SYMBOL' or 'SYMBOL@venue'")
         return cls(symbol, venue if sep else "sim")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
     from tradestack.analytics.metrics import PerformanceMetrics
 
 ProgressFn = Callable[[int, int], None]
+
+
+class BacktestError(RuntimeError):
+    """An exception raised while the backtest handled an event; the message says when and where."""
+
+
 _CHUNK = 1 << 16
 
 
@@ -69,6 +76,7 @@ class BacktestResult:
                 gross_exposure=self.gross_exposure,
                 traded_notional=float(self.portfolio.traded_notional),
                 total_fees=float(self.portfolio.total_fees),
+                starting_equity=float(self.portfolio.starting_cash),
             )
         return self._metrics
 
@@ -76,9 +84,10 @@ class BacktestResult:
 class BacktestEngine:
     """Runs one strategy over bar series with a simulated clock, venue and portfolio.
 
-    Events are merged by timestamp (ties in the order the feeds were given). For every bar the
-    venue first matches working orders against it, then the strategy sees it, then equity is
-    recorded. The strategy's history access ends at the current bar.
+    Events are merged by timestamp (ties in the order the feeds were given). Due timers fire
+    first; then the venue matches working orders against the bar, then the strategy sees it. The
+    equity curve is rebuilt from the logged fills after the loop. The strategy's history access
+    ends at the last delivered bar.
     """
 
     def __init__(
@@ -122,6 +131,8 @@ class BacktestEngine:
         self._timer_seq = 0
         self._orders: list[Order] = []
         self._event_no = 0
+        self._ran = False
+        self._phase = "on_start"
         self._cash_log: list[tuple[int, float]] = []
         self._position_log: list[tuple[int, int, float, float]] = []
         self.ctx = StrategyContext(
@@ -180,51 +191,27 @@ class BacktestEngine:
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self) -> BacktestResult:
-        """Replay every bar once and return the result."""
-        fid_all, row_all, slot_last, slot_ts, columns = self._merge()
-        n_events = len(fid_all)
-        ids = [f.instrument_id for f in self.feeds]
-        # The hot loop binds collaborators' state to locals (and writes the clock and marks
-        # directly): events are already in time order, so their checked setters add nothing.
-        cursor = self._cursor
-        clock = self.clock
-        venue = self.venue
-        working = venue.working
-        close_queue = venue._close_queue
-        marks = self.portfolio._marks
-        ctx = self.ctx
-        strategy = self.strategy
-        on_bar = strategy.on_bar if overrides(strategy, "on_bar") else None
-        fire_timers = self._fire_timers
-        timers = self._timers
+        """Replay every bar once and return the result.
 
-        strategy.on_start(ctx)
-        for lo in range(0, n_events, _CHUNK):
-            hi = min(lo + _CHUNK, n_events)
-            fids = fid_all[lo:hi].tolist()
-            rows = row_all[lo:hi].tolist()
-            ts_l, o_l, h_l, l_l, c_l, v_l = (col[lo:hi].tolist() for col in columns)
-            for j in range(hi - lo):
-                self._event_no = lo + j
-                f = fids[j]
-                ts = ts_l[j]
-                inst = ids[f]
-                cursor[f] = rows[j]
-                if timers and timers[0][0] <= ts:
-                    fire_timers(ts)
-                clock._now_ns = ts
-                close = c_l[j]
-                bar = Bar(inst, ts, ts, o_l[j], h_l[j], l_l[j], close, v_l[j])
-                if working.get(inst):
-                    venue.on_bar(bar)
-                marks[inst] = close
-                if on_bar is not None:
-                    on_bar(ctx, bar)
-                if close_queue:
-                    venue.after_bar(ts)
-            if self.progress is not None:
-                self.progress(hi, n_events)
-        strategy.on_stop(ctx)
+        An exception raised while handling an event (usually in strategy code) is re-raised as
+        :class:`BacktestError` naming the event and time; the original is its ``__cause__``.
+        """
+        if self._ran:
+            raise RuntimeError("a BacktestEngine runs once; build a new one for another run")
+        self._ran = True
+        fid_all, row_all, slot_last, slot_ts, columns = self._merge()
+        ids = [f.instrument_id for f in self.feeds]
+        if len(fid_all):
+            self.clock.advance_to(int(columns[0][0]))
+        try:
+            self._phase = "on_start"
+            self.strategy.on_start(self.ctx)
+            self._phase = "loop"
+            self._loop(fid_all, row_all, columns, ids)
+            self._phase = "on_stop"
+            self.strategy.on_stop(self.ctx)
+        except Exception as exc:
+            raise BacktestError(self._failure_context(ids, fid_all, exc)) from exc
         equity, gross = rebuild_equity(
             feed_ids=fid_all,
             closes=np.asarray(columns[4], dtype=np.float64),
@@ -241,9 +228,65 @@ class BacktestEngine:
             gross_exposure=gross,
             portfolio=self.portfolio,
             orders=self._orders,
-            strategy=strategy,
+            strategy=self.strategy,
             periods_per_year=self.periods_per_year,
         )
+
+    def _loop(
+        self,
+        fid_all: IntArray,
+        row_all: IntArray,
+        columns: list[np.ndarray],
+        ids: list[InstrumentId],
+    ) -> None:
+        n_events = len(fid_all)
+        # The hot loop binds collaborators' state to locals (and writes the clock and marks
+        # directly): events are already in time order, so their checked setters add nothing.
+        cursor = self._cursor
+        clock = self.clock
+        venue = self.venue
+        working = venue.working
+        close_queue = venue._close_queue
+        marks = self.portfolio._marks
+        ctx = self.ctx
+        strategy = self.strategy
+        on_bar = strategy.on_bar if overrides(strategy, "on_bar") else None
+        fire_timers = self._fire_timers
+        timers = self._timers
+        for lo in range(0, n_events, _CHUNK):
+            hi = min(lo + _CHUNK, n_events)
+            fids = fid_all[lo:hi].tolist()
+            rows = row_all[lo:hi].tolist()
+            ts_l, o_l, h_l, l_l, c_l, v_l = (col[lo:hi].tolist() for col in columns)
+            for j in range(hi - lo):
+                self._event_no = lo + j
+                f = fids[j]
+                ts = ts_l[j]
+                inst = ids[f]
+                if timers and timers[0][0] <= ts:
+                    fire_timers(ts)
+                cursor[f] = rows[j]
+                clock._now_ns = ts
+                close = c_l[j]
+                bar = Bar(inst, ts, ts, o_l[j], h_l[j], l_l[j], close, v_l[j])
+                if working.get(inst):
+                    marks[inst] = bar.open
+                    venue.on_bar(bar)
+                marks[inst] = close
+                if on_bar is not None:
+                    on_bar(ctx, bar)
+                if close_queue:
+                    venue.after_bar(bar)
+            if self.progress is not None:
+                self.progress(hi, n_events)
+
+    def _failure_context(self, ids: list[InstrumentId], fid_all: IntArray, exc: Exception) -> str:
+        when = datetime.fromtimestamp(self.clock.now_ns() / 1e9, tz=UTC).isoformat()
+        if self._phase == "loop":
+            where = f"while handling the {ids[int(fid_all[self._event_no])]} bar"
+        else:
+            where = f"in {self._phase}"
+        return f"backtest stopped at {when} {where}: {type(exc).__name__}: {exc}"
 
     def _merge(self) -> tuple[IntArray, IntArray, IntArray, IntArray, list[np.ndarray]]:
         """Time-ordered events: feed and row of each, the last event of each distinct timestamp,

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import difflib
+import zoneinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from tradestack.core.ids import InstrumentId
 
 
 class ConfigError(ValueError):
@@ -28,19 +38,27 @@ class DataConfig(_Strict):
     time_column: str | None = None
     kind: Literal["spot", "perpetual", "equity"] = "equity"
     quote_currency: str = "USD"
-    tick_size: Decimal = Decimal("0.01")
-    lot_size: Decimal = Decimal("1")
-    min_qty: Decimal = Decimal("0")
-    min_notional: Decimal = Decimal("0")
-    maker_fee_bps: Decimal = Decimal("0")
-    taker_fee_bps: Decimal = Decimal("0")
-    multiplier: Decimal = Decimal("1")
+    tick_size: Decimal = Field(default=Decimal("0.01"), gt=0)
+    lot_size: Decimal = Field(default=Decimal("1"), gt=0)
+    min_qty: Decimal = Field(default=Decimal("0"), ge=0)
+    min_notional: Decimal = Field(default=Decimal("0"), ge=0)
+    maker_fee_bps: Decimal = Field(default=Decimal("0"), gt=-10_000, lt=10_000)
+    taker_fee_bps: Decimal = Field(default=Decimal("0"), gt=-10_000, lt=10_000)
+    multiplier: Decimal = Field(default=Decimal("1"), gt=0)
 
-    @field_validator("tick_size", "lot_size", "multiplier")
+    @field_validator("instrument")
     @classmethod
-    def _positive(cls, value: Decimal) -> Decimal:
-        if value <= 0:
-            raise ValueError("must be > 0")
+    def _instrument(cls, value: str) -> str:
+        InstrumentId.parse(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA timezone {value!r}") from None
         return value
 
 
@@ -48,9 +66,9 @@ class VenueConfig(_Strict):
     """Simulated bar venue settings (see :class:`tradestack.execution.BarVenueConfig`)."""
 
     fill_at: Literal["next_open", "close"] = "next_open"
-    slippage_bps: Decimal = Field(default=Decimal(0), ge=0)
-    maker_fee_bps: Decimal | None = None
-    taker_fee_bps: Decimal | None = None
+    slippage_bps: Decimal = Field(default=Decimal(0), ge=0, lt=10_000)
+    maker_fee_bps: Decimal | None = Field(default=None, gt=-10_000, lt=10_000)
+    taker_fee_bps: Decimal | None = Field(default=None, gt=-10_000, lt=10_000)
     allow_short: bool = True
     leverage: Decimal = Field(default=Decimal(1), gt=0)
 
@@ -64,8 +82,18 @@ class BacktestConfig(_Strict):
     venue: VenueConfig = VenueConfig()
     starting_cash: Decimal = Field(default=Decimal(100_000), gt=0)
     currency: str = "USD"
-    periods_per_year: float | None = Field(default=None, gt=0)
+    periods_per_year: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     title: str | None = None
+
+    @model_validator(mode="after")
+    def _one_series_per_instrument(self) -> BacktestConfig:
+        seen = [str(InstrumentId.parse(d.instrument)) for d in self.data]
+        twice = sorted({i for i in seen if seen.count(i) > 1})
+        if twice:
+            raise ValueError(
+                f"each instrument may appear once in data; repeated: {', '.join(twice)}"
+            )
+        return self
 
 
 def load_config(path: str | Path) -> tuple[BacktestConfig, Path]:
@@ -75,6 +103,10 @@ def load_config(path: str | Path) -> tuple[BacktestConfig, Path]:
         raw = yaml.safe_load(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{file}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{file}: config is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

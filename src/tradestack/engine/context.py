@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from tradestack.core.ids import InstrumentId, client_order_id
 from tradestack.core.instruments import Instrument
-from tradestack.core.orders import Order, OrderSide, OrderType, TimeInForce
+from tradestack.core.orders import InvalidOrder, Order, OrderSide, OrderType, TimeInForce
 from tradestack.core.positions import Position
 from tradestack.core.series import FloatArray
 
@@ -50,7 +50,8 @@ class StrategyContext:
         self._cancel = cancel
         self._history = history
         self._set_timer = set_timer
-        self._by_symbol = {i.symbol: i for i in instruments}
+        symbols = [i.symbol for i in instruments]
+        self._by_symbol = {i.symbol: i for i in instruments if symbols.count(i.symbol) == 1}
         self._sequence = 0
         self.orders: dict[str, Order] = {}
         self._open: dict[str, Order] = {}
@@ -66,6 +67,8 @@ class StrategyContext:
             return ref
         if ref in self._by_symbol:
             return self._by_symbol[ref]
+        if "@" not in ref and any(i.symbol == ref for i in self.instruments):
+            raise KeyError(f"symbol {ref!r} trades on several venues; use 'SYMBOL@venue'")
         return self.instrument_id(InstrumentId.parse(ref))
 
     def instrument(self, ref: InstrumentRef) -> Instrument:
@@ -82,6 +85,7 @@ class StrategyContext:
         return self._history(self.instrument_id(ref), field, n)
 
     def open_orders(self, ref: InstrumentRef | None = None) -> list[Order]:
+        """Orders not yet filled, canceled, rejected or expired (of one instrument, or all)."""
         inst = None if ref is None else self.instrument_id(ref)
         return [o for o in self._open.values() if inst is None or o.instrument_id == inst]
 
@@ -114,12 +118,17 @@ class StrategyContext:
         taken as given, so an off-grid Decimal is rejected by the venue with a reason.
         """
         inst = self.instrument(ref)
+        size = qty if isinstance(qty, Decimal) else inst.round_qty(qty)
+        if size <= 0:
+            raise InvalidOrder(
+                f"{inst.id}: qty {qty} is not positive after rounding to lot size {inst.lot_size}"
+            )
         self._sequence += 1
         order = Order(
             client_order_id(self._strategy_name, inst.id, tag or order_type.value, self._sequence),
             inst.id,
             side,
-            qty if isinstance(qty, Decimal) else inst.round_qty(qty),
+            size,
             order_type,
             price=_on_grid(inst.round_price, price),
             trigger_price=_on_grid(inst.round_price, trigger_price),
@@ -181,6 +190,8 @@ class StrategyContext:
         """Call ``on_timer(name)`` every ``interval_ns`` from ``start_ns``."""
         if interval_ns <= 0:
             raise ValueError(f"timer {name!r}: interval_ns must be > 0, got {interval_ns}")
+        if start_ns is not None and start_ns < self.clock.now_ns():
+            raise ValueError(f"timer {name!r}: start_ns {start_ns} is before now ({self.now_ns()})")
         self._set_timer(name, interval_ns, start_ns)
 
 

@@ -6,12 +6,13 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import sys
 from pathlib import Path
 from types import ModuleType
 
 from tradestack.core.ids import InstrumentId
 from tradestack.core.instruments import Instrument, InstrumentKind
-from tradestack.data import load_bars, resolve_data_path
+from tradestack.data import DataValidationError, load_bars, resolve_data_path
 from tradestack.engine.backtest import BacktestEngine, ProgressFn
 from tradestack.engine.config import BacktestConfig, ConfigError
 from tradestack.engine.strategy import Strategy
@@ -48,16 +49,28 @@ def import_strategy(spec: str, base: Path | None = None) -> type[Strategy]:
 def _import_module(name: str, spec: str, base: Path | None) -> ModuleType:
     if name.endswith(".py"):
         file = Path(name) if base is None else resolve_data_path(name, base)
-        loader_spec = importlib.util.spec_from_file_location(file.stem, file)
+        loader_spec = importlib.util.spec_from_file_location(f"tradestack_user_{file.stem}", file)
         if loader_spec is None or loader_spec.loader is None or not file.exists():
             raise ConfigError(f"strategy {spec!r}: file {file} not found")
         module = importlib.util.module_from_spec(loader_spec)
-        loader_spec.loader.exec_module(module)
+        # Registered before running so that postponed annotations and dataclasses can find it.
+        sys.modules[loader_spec.name] = module
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[loader_spec.name]
+            raise ConfigError(
+                f"strategy {spec!r}: {file} failed to load: {type(exc).__name__}: {exc}"
+            ) from exc
         return module
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"strategy {spec!r}: cannot import module {name!r} ({exc})") from None
+    except Exception as exc:
+        raise ConfigError(
+            f"strategy {spec!r}: importing {name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def build_engine(
@@ -66,16 +79,18 @@ def build_engine(
     """Everything is loaded and checked before the engine exists, so a bad input writes nothing."""
     strategy = import_strategy(config.strategy, base)(**config.params)
     feeds, instruments = [], []
-    for entry in config.data:
+    for n, entry in enumerate(config.data):
         inst_id = InstrumentId.parse(entry.instrument)
-        feeds.append(
-            load_bars(
-                resolve_data_path(entry.path, base),
-                inst_id,
-                timezone=entry.timezone,
-                time_column=entry.time_column,
+        path = resolve_data_path(entry.path, base)
+        try:
+            series = load_bars(
+                path, inst_id, timezone=entry.timezone, time_column=entry.time_column
             )
-        )
+        except DataValidationError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"data[{n}].path: cannot load {path}: {exc}") from None
+        feeds.append(series)
         instruments.append(
             Instrument(
                 inst_id,

@@ -102,6 +102,8 @@ def write_outputs(
             if (staging / name).exists():
                 os.replace(staging / name, out_dir / name)
                 written[name] = out_dir / name
+            else:  # never leave an earlier run's file beside this run's outputs
+                (out_dir / name).unlink(missing_ok=True)
         return written
     finally:
         shutil.rmtree(staging, ignore_errors=True)

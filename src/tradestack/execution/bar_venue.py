@@ -2,10 +2,11 @@
 
 Conventions (each one configurable where a user would want it):
 - An order can fill only on a bar that opens after it was submitted (no same-bar look-ahead).
-- Market orders fill at that next bar's open, or with ``fill_at="close"`` at the close of the bar
-  the strategy just saw (the instrument's last close).
+- Market orders fill at that next bar's open, or with ``fill_at="close"`` at the close of the
+  instrument's bar the strategy is handling (for another instrument: at its next bar's close).
 - Limit orders fill when the bar's range reaches the limit; at the open when the bar gaps through
-  it. Stops trigger when the range reaches the trigger and fill at the trigger, or at the open on a
+  it. IOC/FOK orders get their first bar's open only: not marketable there, they are canceled.
+- Stops trigger when the range reaches the trigger and fill at the trigger, or at the open on a
   gap; a stop-limit becomes a limit once triggered.
 - Marketable-on-arrival orders pay the taker fee, resting limit orders the maker fee; taker fills
   (market, stop, marketable limit at the open, triggered stop-limit) are moved against the order by
@@ -92,11 +93,7 @@ class SimulatedBarVenue:
             self._sink(order, OrderRejected(order.client_order_id, now_ns, reason))
             return
         self._sink(order, OrderAccepted(order.client_order_id, now_ns, order.client_order_id))
-        if (
-            self._fill_at_close
-            and order.order_type is OrderType.MARKET
-            and self.portfolio.has_mark(order.instrument_id)
-        ):
+        if self._fill_at_close and order.order_type is OrderType.MARKET:
             self._close_queue.append(order)
         else:
             self.working.setdefault(order.instrument_id, []).append(order)
@@ -130,12 +127,14 @@ class SimulatedBarVenue:
                 self._arrival_day.pop(order.client_order_id, None)
                 self._seen.discard(order.client_order_id)
 
-    def after_bar(self, now_ns: int) -> None:
-        """Fill market orders queued during the strategy's bar handler at the last close."""
-        while self._close_queue:
-            order = self._close_queue.pop(0)
-            mark = self.portfolio.mark_price(order.instrument_id)
-            self._fill(order, Decimal(repr(mark)), Liquidity.TAKER, now_ns, slip=True)
+    def after_bar(self, bar: Bar) -> None:
+        """With ``fill_at="close"``: fill the queued market orders of this bar's instrument at its
+        close, after the strategy saw the bar. Orders for other instruments wait for their own
+        instrument's next bar, whose close is not known yet."""
+        due = [o for o in self._close_queue if o.instrument_id == bar.instrument_id]
+        for order in due:
+            self._close_queue.remove(order)
+            self._fill(order, Decimal(repr(bar.close)), Liquidity.TAKER, bar.ts_event_ns, slip=True)
 
     # -- matching -------------------------------------------------------------------------------
     def _match(self, order: Order, bar: Bar) -> None:
@@ -186,6 +185,8 @@ class SimulatedBarVenue:
             self._fill(
                 order, Decimal(repr(bar.open)), liquidity, ts, slip=liquidity is Liquidity.TAKER
             )
+        elif first_bar and order.time_in_force in (TimeInForce.IOC, TimeInForce.FOK):
+            self._end_of_first_bar(order, ts, first_bar)
         elif (bar.low <= limit) if buy else (bar.high >= limit):
             self._fill(order, order.price, Liquidity.MAKER, ts, slip=False)
         else:
@@ -208,6 +209,12 @@ class SimulatedBarVenue:
             if order.price is not None:  # a limit never fills beyond its limit
                 buy = order.side is OrderSide.BUY
                 price = min(price, order.price) if buy else max(price, order.price)
+        if price <= 0:
+            self._sink(
+                order,
+                OrderCanceled(order.client_order_id, ts, f"fill price {price} is not positive"),
+            )
+            return
         qty = order.leaves_qty
         position = self.portfolio.position(order.instrument_id).qty
         if order.reduce_only:

@@ -35,11 +35,12 @@ class SlippageModel:
     """
 
     def __init__(self, slippage_bps: Decimal = Decimal(0)) -> None:
-        if slippage_bps < 0:
-            raise ValueError(f"slippage_bps must be >= 0, got {slippage_bps}")
+        if not 0 <= slippage_bps < 10_000:
+            raise ValueError(f"slippage_bps must be in [0, 10000), got {slippage_bps}")
         self.slippage_bps = slippage_bps
 
     def adjust(self, instrument: Instrument, side: OrderSide, price: Decimal) -> Decimal:
+        """The price a taker order of ``side`` pays or receives instead of ``price``."""
         if not self.slippage_bps:
             return price
         moved = price * (1 + side.sign * self.slippage_bps / _BPS)

@@ -47,6 +47,7 @@ class Portfolio:
         self.positions.setdefault(instrument.id, Position(instrument.id, instrument.multiplier))
 
     def position(self, instrument_id: InstrumentId) -> Position:
+        """The position in one registered instrument (flat until its first fill)."""
         try:
             return self.positions[instrument_id]
         except KeyError:
@@ -82,11 +83,6 @@ class Portfolio:
     def cash_f(self) -> float:
         """Cash as a float, for valuation."""
         return self._cash_f
-
-    def apply_cash(self, amount: Decimal) -> None:
-        """Book a cash flow that is not a fill (funding, dividends, deposits)."""
-        self.cash += amount
-        self._cash_f = float(self.cash)
 
     def mark(self, instrument_id: InstrumentId, price: float) -> None:
         """Record the latest price used to value a position."""
@@ -124,7 +120,7 @@ class Portfolio:
         return total
 
     def equity_and_exposure(self) -> tuple[float, float]:
-        """Equity and gross exposure in one pass (the engine records both every bar)."""
+        """Equity and gross exposure in one pass."""
         total = self._cash_f
         gross = 0.0
         marks = self._marks
