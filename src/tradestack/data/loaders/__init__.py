@@ -1,0 +1,1 @@
+"""Loaders that turn vendor market-data files into catalog frames."""

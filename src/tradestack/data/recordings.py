@@ -1,0 +1,181 @@
+"""Read recorded exchange traffic: the recorder formats found in ``shared/data/ws_messages``.
+
+Three line formats are understood, each yielding :class:`RecordedFrame` in file order:
+
+- cryptofeed v1 text (``URL <-> ts`` connect, ``URL <- ts: payload`` sent, ``ts: payload``
+  received, ``URL -> ts: body`` REST response, ``configuration: {...}``);
+- cryptofeed v3 zstd JSONL (``{t, conn, ts, addr|url, data}``);
+- hftbacktest collector gzip text (``<local receive ts> <frame JSON>``, ns, or µs for ``.dat.gz``).
+
+Our own recorder (``tradestack record``) writes the v3-style JSONL, gzip-compressed, so every
+recording replays through the same reader.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from tradestack.data.errors import DataValidationError
+
+
+class FrameKind(StrEnum):
+    """What a recorded line is."""
+
+    CONNECT = "connect"
+    SEND = "send"
+    RECV = "recv"
+    REST = "rest"
+    HEADER = "header"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedFrame:
+    """One recorded line: a received frame, a sent frame, a connect, or a REST response body.
+
+    ``url`` is the WebSocket address (connect/send; for received frames the connection's last
+    connect address when the format has one) or the REST request URL. ``conn`` names the
+    connection; frames of one connection share it. ``ts_ns`` is the recorder's receive time.
+    """
+
+    kind: FrameKind
+    ts_ns: int
+    payload: str
+    url: str = ""
+    conn: str = ""
+
+
+_V1_CONNECT = re.compile(r"^(?P<url>\S+) <-> (?P<ts>[0-9.]+)$")
+_V1_SEND = re.compile(r"^(?P<url>\S+) <- (?P<ts>[0-9.]+): (?P<data>.*)$", re.S)
+_V1_REST = re.compile(r"^(?P<url>\S+) -> (?P<ts>[0-9.]+): (?P<data>.*)$", re.S)
+_V1_RECV = re.compile(r"^(?P<ts>[0-9]+\.?[0-9]*): (?P<data>.*)$", re.S)
+_HFT_LINE = re.compile(r"^(?P<ts>[0-9]+) (?P<data>.*)$", re.S)
+
+
+def seconds_to_ns(text: str) -> int:
+    """Convert a decimal seconds string to integer nanoseconds without float rounding."""
+    whole, _, frac = text.partition(".")
+    return int(whole) * 1_000_000_000 + int((frac + "000000000")[:9])
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    elif raw[:4] == b"\x28\xb5\x2f\xfd":
+        import zstandard
+
+        raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read()
+    return io.StringIO(raw.decode("utf-8"))
+
+
+def detect_format(path: Path) -> str:
+    """Return ``cryptofeed_v1``, ``cryptofeed_v3`` or ``hftbacktest`` from the file's content."""
+    with _open_text(path) as handle:
+        for line in handle:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            if line.startswith("{") and '"t"' in line[:20]:
+                return "cryptofeed_v3"
+            if _HFT_LINE.match(line) and not _V1_RECV.match(line):
+                return "hftbacktest"
+            return "cryptofeed_v1"
+    raise DataValidationError(path, "recording is empty")
+
+
+def read_recording(path: str | Path) -> Iterator[RecordedFrame]:
+    """Yield the frames of a recording in file order, whatever its format.
+
+    Raises :class:`DataValidationError` naming the line for a line no format explains.
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "cryptofeed_v3":
+        yield from _read_v3(path)
+    elif fmt == "hftbacktest":
+        yield from _read_hftbacktest(path)
+    else:
+        yield from _read_v1(path)
+
+
+def _read_v1(path: Path) -> Iterator[RecordedFrame]:
+    conn = path.name
+    current_url = ""
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            if line.startswith("configuration: "):
+                yield RecordedFrame(FrameKind.HEADER, 0, line[len("configuration: ") :], "", conn)
+                continue
+            if m := _V1_RECV.match(line):
+                yield RecordedFrame(
+                    FrameKind.RECV, seconds_to_ns(m["ts"]), m["data"], current_url, conn
+                )
+            elif m := _V1_CONNECT.match(line):
+                current_url = m["url"]
+                yield RecordedFrame(FrameKind.CONNECT, seconds_to_ns(m["ts"]), "", m["url"], conn)
+            elif m := _V1_SEND.match(line):
+                yield RecordedFrame(
+                    FrameKind.SEND, seconds_to_ns(m["ts"]), m["data"], m["url"], conn
+                )
+            elif m := _V1_REST.match(line):
+                yield RecordedFrame(
+                    FrameKind.REST, seconds_to_ns(m["ts"]), m["data"], m["url"], conn
+                )
+            else:
+                raise DataValidationError(path, "unrecognised recorder line", row=number)
+
+
+_V3_KINDS = {
+    "connect": FrameKind.CONNECT,
+    "send": FrameKind.SEND,
+    "recv": FrameKind.RECV,
+    "http": FrameKind.REST,
+    "header": FrameKind.HEADER,
+}
+
+
+def _read_v3(path: Path) -> Iterator[RecordedFrame]:
+    urls: dict[str, str] = {}
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                kind = _V3_KINDS[record["t"]]
+            except (ValueError, KeyError) as exc:
+                raise DataValidationError(path, f"bad JSONL record: {exc}", row=number) from exc
+            conn = str(record.get("conn", ""))
+            url = str(record.get("addr") or record.get("url") or urls.get(conn, ""))
+            if kind is FrameKind.CONNECT:
+                urls[conn] = url
+            if kind is FrameKind.HEADER:
+                yield RecordedFrame(kind, 0, line.rstrip("\n"), "", conn)
+                continue
+            ts = record.get("ts", 0)
+            ts_ns = seconds_to_ns(repr(ts)) if isinstance(ts, float) else int(ts) * 1_000_000_000
+            yield RecordedFrame(kind, ts_ns, str(record.get("data", "")), url, conn)
+
+
+def _read_hftbacktest(path: Path) -> Iterator[RecordedFrame]:
+    scale = 1_000 if path.name.endswith(".dat.gz") else 1
+    with _open_text(path) as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            ts_text, _, data = line.partition(" ")
+            if not ts_text.isdigit() or not data:
+                raise DataValidationError(path, "expected '<timestamp> <json>'", row=number)
+            kind = FrameKind.REST if data.startswith('{"lastUpdateId"') else FrameKind.RECV
+            yield RecordedFrame(kind, int(ts_text) * scale, data, "", path.name)

@@ -1,0 +1,1 @@
+"""Market-data sources: live venues (ccxt, alpaca-py), files and recordings."""

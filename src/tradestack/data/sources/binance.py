@@ -1,0 +1,100 @@
+"""Binance spot and USD-M through ccxt.pro: routes tapped frames to our book sync and parsers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tradestack.core.events import MarketEvent
+from tradestack.data.book.sync import BookSync, BookUpdate
+from tradestack.data.sources.ccxt_feed import VenueAdapter
+from tradestack.data.venues.binance import (
+    BinanceBookSync,
+    event_type,
+    parse_book_ticker,
+    parse_mark_price,
+    parse_trade,
+    unwrap,
+)
+
+
+class BinanceAdapter(VenueAdapter):
+    """Binance spot (``binance``) or USD-M (``binanceusdm``) market data.
+
+    ccxt's own Binance book follows the same U/u/pu rules, so its REST snapshot (fetched when
+    it subscribes) seeds our book too; after a gap only ours asks for a new one.
+    """
+
+    def __init__(self, exchange: Any, symbols: list[str], *, snapshot_limit: int = 1000) -> None:
+        super().__init__(exchange, symbols)
+        self.venue = str(exchange.id)
+        self.futures = self.venue != "binance"
+        self.snapshot_limit = snapshot_limit
+        self._by_id: dict[str, str] = {}
+
+    def prepare(self) -> None:
+        self._by_id = {str(self.exchange.market(s)["id"]).upper(): s for s in self.symbols}
+
+    def make_book(self, symbol: str) -> BookSync:
+        return BinanceBookSync(self.instrument(symbol), futures=self.futures)
+
+    def on_raw(self, url: str, message: Any, ts_recv_ns: int) -> list[MarketEvent | BookUpdate]:
+        if not isinstance(message, dict):
+            return []
+        stream, payload = unwrap(message)
+        if not isinstance(payload, dict):
+            return []
+        symbol = self._by_id.get(str(payload.get("s", "")).upper())
+        if symbol is None:
+            return []
+        kind = event_type(stream, payload)
+        iid = self.instrument(symbol)
+        if kind == "depthUpdate":
+            sync = self.books.get(symbol)
+            update = sync.on_message_safe(payload, ts_recv_ns) if sync is not None else None
+            return [] if update is None else [update]
+        if kind in ("trade", "aggTrade"):
+            return [parse_trade(payload, iid, ts_recv_ns)]
+        if kind == "bookTicker":
+            return [parse_book_ticker(payload, iid, ts_recv_ns)]
+        if kind == "markPriceUpdate":
+            return [parse_mark_price(payload, iid, ts_recv_ns)]
+        return []
+
+    def ccxt_snapshot(self, symbol: str, book: Any) -> list[BookUpdate]:
+        sync = self.books.get(symbol)
+        if not isinstance(sync, BinanceBookSync) or sync.is_live:
+            return []
+        return sync.on_snapshot(_ccxt_book_body(book), time.time_ns())
+
+    async def resync(self, symbol: str) -> list[BookUpdate]:
+        sync = self.books[symbol]
+        assert isinstance(sync, BinanceBookSync)
+        book = await self.exchange.fetch_order_book(symbol, self.snapshot_limit)
+        return sync.on_snapshot(_ccxt_book_body(book), time.time_ns())
+
+    def watchers(self, kinds: Iterable[str]) -> list[tuple[str, str, Callable[[], Any]]]:
+        ex = self.exchange
+        out: list[tuple[str, str, Callable[[], Any]]] = []
+        for kind in kinds:
+            for s in self.symbols:
+                if kind == "book":
+                    out.append((kind, s, lambda s=s: ex.watch_order_book(s)))
+                elif kind == "trades":
+                    out.append((kind, s, lambda s=s: ex.watch_trades(s)))
+                elif kind == "quotes":
+                    out.append((kind, s, lambda s=s: ex.watch_bids_asks([s])))
+                elif kind == "funding" and self.futures:
+                    out.append((kind, s, lambda s=s: ex.watch_mark_price(s)))
+        return out
+
+
+def _ccxt_book_body(book: Any) -> dict[str, Any]:
+    """A ccxt order book (``nonce`` = lastUpdateId) in the REST body shape our sync reads."""
+    return {
+        "lastUpdateId": book["nonce"],
+        "bids": [level[:2] for level in book["bids"]],
+        "asks": [level[:2] for level in book["asks"]],
+        "T": book.get("timestamp") or 0,
+    }

@@ -1,0 +1,279 @@
+"""Live crypto market data through ccxt.pro: books we keep ourselves, trades, quotes, funding.
+
+ccxt does the transport: connections, subscription messages, REST snapshots, its own parsing.
+We subclass the ccxt exchange only to *tap* each decoded frame before ccxt handles it
+(:func:`tapped_exchange`), hand it to a per-venue :class:`VenueAdapter` that normalizes it to
+domain events and feeds our :class:`~tradestack.data.book.sync.BookSync`, which is the book we
+publish (why: ``docs/architecture.md``, "Books"). Each subscription runs in its own task that
+re-awaits the ccxt ``watch_*`` call, so ccxt keeps the subscription alive; on a network error
+it backs off (jittered exponential) and re-subscribes, and the book goes back to awaiting a
+snapshot. A watchdog marks feeds stale when nothing arrived for ``stale_after_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tradestack.core.events import MarketEvent
+from tradestack.core.ids import InstrumentId
+from tradestack.data.book.sync import BookSync, BookUpdate
+
+log = logging.getLogger(__name__)
+
+KINDS = ("book", "trades", "quotes", "funding")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Jittered exponential backoff: ``min(cap, base * 2**attempt) * uniform(1 - jitter, 1)``."""
+
+    base_s: float = 0.25
+    cap_s: float = 30.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        ceiling = min(self.cap_s, self.base_s * (2.0 ** min(attempt, 30)))
+        return ceiling * rng.uniform(1.0 - self.jitter, 1.0)
+
+
+@dataclass
+class FeedStats:
+    """Per-feed counters: messages seen, events emitted, bad messages, reconnects, staleness."""
+
+    messages: int = 0
+    events: int = 0
+    bad_messages: int = 0
+    reconnects: int = 0
+    stale_alerts: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class VenueAdapter(ABC):
+    """What differs between venues: message routing, normalizing, book sync and resync."""
+
+    #: ccxt exchange id, also the venue of our InstrumentIds
+    venue: str = ""
+
+    def __init__(self, exchange: Any, symbols: list[str]) -> None:
+        self.exchange = exchange
+        self.symbols = symbols
+        self.books: dict[str, BookSync] = {}
+
+    def prepare(self) -> None:  # noqa: B027
+        """Called once markets are loaded (map venue ids to unified symbols here)."""
+
+    def instrument(self, symbol: str) -> InstrumentId:
+        return InstrumentId(symbol, self.venue)
+
+    @abstractmethod
+    def make_book(self, symbol: str) -> BookSync:
+        """A fresh book sync for a unified symbol."""
+
+    @abstractmethod
+    def on_raw(self, url: str, message: Any, ts_recv_ns: int) -> list[MarketEvent | BookUpdate]:
+        """Normalize one decoded frame (feeding the books); unknown frames give ``[]``."""
+
+    @abstractmethod
+    async def resync(self, symbol: str) -> list[BookUpdate]:
+        """Bring a stale book back (REST snapshot or re-subscription)."""
+
+    def ccxt_snapshot(self, symbol: str, book: Any) -> list[BookUpdate]:
+        """A REST snapshot ccxt fetched for its own book; venues that sync by REST reuse it."""
+        return []
+
+    def watchers(self, kinds: Iterable[str]) -> list[tuple[str, str, Callable[[], Any]]]:
+        """``(kind, symbol, coroutine factory)`` for every ccxt subscription to keep alive."""
+        ex = self.exchange
+        calls: dict[str, Callable[[str], Any]] = {
+            "book": lambda s: ex.watch_order_book(s),
+            "trades": lambda s: ex.watch_trades(s),
+            "quotes": lambda s: ex.watch_ticker(s),
+            "funding": lambda s: ex.watch_funding_rate(s),
+        }
+        out = []
+        for kind in kinds:
+            for symbol in self.symbols:
+                call = calls[kind]
+                out.append((kind, symbol, lambda c=call, s=symbol: c(s)))  # type: ignore[misc]
+        return out
+
+
+def tapped_exchange(exchange_class: type[Any]) -> type[Any]:
+    """Subclass a ccxt.pro exchange so every decoded frame and REST book snapshot is tapped.
+
+    The subclass calls ``self.tap(url, message, ts_recv_ns)`` before ccxt's own handler and
+    ``self.tap_snapshot(symbol, orderbook)`` after ccxt fetched a REST snapshot for its book.
+    A tap that raises is logged and never disturbs ccxt.
+    """
+
+    class Tapped(exchange_class):  # type: ignore[misc,valid-type]
+        tap: Callable[[str, Any, int], None] = staticmethod(lambda url, message, ts: None)
+        tap_snapshot: Callable[[str, Any], None] = staticmethod(lambda symbol, book: None)
+
+        def handle_message(self, client: Any, message: Any) -> Any:
+            try:
+                self.tap(client.url, message, time.time_ns())
+            except Exception:  # a bug in a tap must not kill ccxt's receive loop
+                log.exception("market-data tap failed on a %s frame", self.id)
+            return super().handle_message(client, message)
+
+        async def fetch_rest_order_book_safe(self, symbol: str, *args: Any, **kwargs: Any) -> Any:
+            book = await super().fetch_rest_order_book_safe(symbol, *args, **kwargs)
+            try:
+                self.tap_snapshot(symbol, book)
+            except Exception:
+                log.exception("snapshot tap failed for %s %s", self.id, symbol)
+            return book
+
+    Tapped.__name__ = f"Tapped{exchange_class.__name__}"
+    return Tapped
+
+
+class CcxtFeed:
+    """One venue's live market data: subscriptions, normalized events, books, reconnects.
+
+    Events go to ``sink`` (called on the event loop, must not block: put them on a queue or
+    into a recorder buffer). Book updates are delivered as :class:`BookUpdate` only while that
+    book is live and uncrossed.
+    """
+
+    def __init__(
+        self,
+        adapter: VenueAdapter,
+        sink: Callable[[MarketEvent | BookUpdate], None],
+        *,
+        kinds: Iterable[str] = ("book", "trades"),
+        backoff: Backoff | None = None,
+        stale_after_s: float = 30.0,
+        seed: int | None = None,
+        on_raw: Callable[[str, Any, int], None] | None = None,
+    ) -> None:
+        unknown = set(kinds) - set(KINDS)
+        if unknown:
+            raise ValueError(f"unknown market-data kinds {sorted(unknown)}; known: {list(KINDS)}")
+        self.adapter = adapter
+        self.exchange = adapter.exchange
+        self.sink = sink
+        self.kinds = tuple(kinds)
+        self.backoff = backoff or Backoff()
+        self.stale_after_s = stale_after_s
+        self.stats = FeedStats()
+        self.last_message_ns = 0
+        self._raw_hook = on_raw
+        self._rng = random.Random(seed)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._resyncing: set[str] = set()
+        self.exchange.tap = self._on_raw
+        self.exchange.tap_snapshot = self._on_ccxt_snapshot
+
+    def _on_raw(self, url: str, message: Any, ts_recv_ns: int) -> None:
+        self.stats.messages += 1
+        self.last_message_ns = ts_recv_ns
+        if self._raw_hook is not None:
+            self._raw_hook(url, message, ts_recv_ns)
+        try:
+            events = self.adapter.on_raw(url, message, ts_recv_ns)
+        except Exception as exc:  # one bad message never kills the feed
+            self.stats.bad_messages += 1
+            log.debug("dropped a bad %s message: %s", self.adapter.venue, exc)
+            return
+        self._emit(events)
+        for symbol, sync in self.adapter.books.items():
+            if sync.resync_requested and symbol not in self._resyncing:
+                self._resyncing.add(symbol)
+                self._tasks.append(asyncio.get_running_loop().create_task(self._resync(symbol)))
+
+    def _on_ccxt_snapshot(self, symbol: str, book: Any) -> None:
+        self._emit(self.adapter.ccxt_snapshot(symbol, book))
+
+    def _emit(self, events: Iterable[MarketEvent | BookUpdate]) -> None:
+        for event in events:
+            self.stats.events += 1
+            self.sink(event)
+
+    async def _resync(self, symbol: str) -> None:
+        attempt = 0
+        try:
+            while self.adapter.books[symbol].resync_requested:
+                try:
+                    self._emit(await self.adapter.resync(symbol))
+                except Exception as exc:
+                    self.stats.errors.append(f"resync {symbol}: {exc}")
+                    await asyncio.sleep(self.backoff.delay(attempt, self._rng))
+                    attempt += 1
+                else:
+                    break
+        finally:
+            self._resyncing.discard(symbol)
+
+    async def _keep_watching(self, kind: str, symbol: str, call: Callable[[], Any]) -> None:
+        import ccxt
+
+        attempt = 0
+        while True:
+            try:
+                await call()
+                attempt = 0
+            except asyncio.CancelledError:
+                raise
+            except (ccxt.ChecksumError, ccxt.InvalidNonce) as exc:
+                # ccxt's own book saw a gap: it drops that book and the next watch call
+                # re-subscribes. Ours has its own gap detection and is left alone.
+                self.stats.errors.append(f"{kind} {symbol}: ccxt book: {type(exc).__name__}")
+            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+                self.stats.reconnects += 1
+                self.stats.errors.append(f"{kind} {symbol}: {type(exc).__name__}: {exc}")
+                if kind == "book" and symbol in self.adapter.books:
+                    # Frames were lost with the connection: the book must be rebuilt.
+                    sync = self.adapter.books[symbol]
+                    sync.reset()
+                    sync.mark_stale("disconnected")
+                await asyncio.sleep(self.backoff.delay(attempt, self._rng))
+                attempt += 1
+
+    async def _watchdog(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.stale_after_s / 4, 0.05))
+            idle_s = (time.time_ns() - self.last_message_ns) / 1e9
+            if self.last_message_ns and idle_s > self.stale_after_s:
+                self.stats.stale_alerts += 1
+                log.warning("%s feed stale: nothing for %.1f s", self.adapter.venue, idle_s)
+                for sync in self.adapter.books.values():
+                    sync.mark_stale(f"no message for {idle_s:.1f} s")
+                self.last_message_ns = time.time_ns()
+
+    async def start(self) -> None:
+        """Load markets, create the books, start one task per subscription and the watchdog."""
+        await self.exchange.load_markets()
+        self.adapter.prepare()
+        if "book" in self.kinds:
+            for symbol in self.adapter.symbols:
+                self.adapter.books[symbol] = self.adapter.make_book(symbol)
+        loop = asyncio.get_running_loop()
+        for kind, symbol, call in self.adapter.watchers(self.kinds):
+            self._tasks.append(loop.create_task(self._keep_watching(kind, symbol, call)))
+        self._tasks.append(loop.create_task(self._watchdog()))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.exchange.close()
+
+    async def __aenter__(self) -> CcxtFeed:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()

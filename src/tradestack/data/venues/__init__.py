@@ -1,0 +1,1 @@
+"""Venue protocols: book sync rules and message normalizers, one module per exchange."""

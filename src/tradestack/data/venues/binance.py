@@ -1,0 +1,207 @@
+"""Binance spot, USD-M and COIN-M: diff-depth book sync (``U``/``u``/``pu``) and normalizers.
+
+Book rules, from Binance's "how to manage a local order book correctly":
+
+spot
+    buffer diffs; take a REST snapshot ``lastUpdateId = L``; drop diffs with ``u <= L``; the
+    first applied diff must straddle ``L + 1`` (``U <= L + 1 <= u``); every later diff must
+    start right after the previous one (``U == previous u + 1``).
+futures (USD-M and COIN-M)
+    drop diffs with ``u < L``; the first applied diff must straddle ``L`` (``U <= L <= u``);
+    every later diff must name the previous one (``pu == previous u``).
+
+A diff that ends at or before the last applied one is a duplicate and is dropped. Anything
+else is a gap: the book goes stale and asks for a new snapshot; diffs keep being buffered so
+the next snapshot can be joined without waiting.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from tradestack.core.events import AggressorSide, FundingRate, QuoteTick, TradeTick
+from tradestack.core.ids import InstrumentId
+from tradestack.data.book.sync import (
+    BookSync,
+    BookUpdate,
+    MalformedMessage,
+    SyncState,
+    parse_levels,
+)
+
+MS = 1_000_000
+
+
+class BinanceBookSync(BookSync):
+    """Keeps one Binance symbol's book from REST snapshots plus the diff-depth stream."""
+
+    def __init__(
+        self, instrument_id: InstrumentId, *, futures: bool, max_buffer: int = 10_000
+    ) -> None:
+        super().__init__(instrument_id, max_buffer=max_buffer)
+        self.futures = futures
+        self._buffer: deque[tuple[dict[str, Any], int]] = deque(maxlen=max_buffer)
+        self._last_u: int | None = None
+        self._snapshot_id = 0
+        self._awaiting_first = False
+
+    def reset(self) -> None:
+        super().reset()
+        self._buffer.clear()
+        self._last_u = None
+        self._awaiting_first = False
+
+    def on_snapshot(self, body: dict[str, Any], ts_recv_ns: int) -> list[BookUpdate]:
+        """Load a REST ``/depth`` body, then join the buffered diffs; returns what was applied."""
+        try:
+            last_id = int(body["lastUpdateId"])
+            bids = parse_levels(body["bids"], "snapshot bids")
+            asks = parse_levels(body["asks"], "snapshot asks")
+        except (KeyError, TypeError, ValueError) as exc:
+            self.stats.malformed += 1
+            raise MalformedMessage(f"bad depth snapshot: {exc}") from exc
+        if self.state is SyncState.STALE:
+            self.stats.resyncs += 1
+        ts_event = int(body.get("T") or body.get("E") or 0) * MS or ts_recv_ns
+        self.book.load(bids, asks)
+        self._snapshot_id = last_id
+        self._last_u = last_id
+        self._awaiting_first = True
+        self.state = SyncState.LIVE
+        self.resync_requested = False
+        snapshot = self._publish(
+            self._snapshot_changes(),
+            ts_event_ns=ts_event,
+            ts_recv_ns=ts_recv_ns,
+            sequence=last_id,
+            is_snapshot=True,
+        )
+        updates = [] if snapshot is None else [snapshot]
+        buffered = list(self._buffer)
+        self._buffer.clear()
+        for index, (message, recv) in enumerate(buffered):
+            if self.state is not SyncState.LIVE:
+                self._buffer.extend(buffered[index:])
+                break
+            update = self._on_diff(message, recv)
+            if update is not None:
+                updates.append(update)
+        return updates
+
+    def on_message(self, message: Any, ts_recv_ns: int) -> BookUpdate | None:
+        """Feed one ``depthUpdate`` payload (the ``data`` of a combined-stream frame)."""
+        if not isinstance(message, dict):
+            raise MalformedMessage("depth update is not an object")
+        return self._on_diff(message, ts_recv_ns)
+
+    def _on_diff(self, message: dict[str, Any], ts_recv_ns: int) -> BookUpdate | None:
+        first_id = int(message["U"])
+        last_id = int(message["u"])
+        prev_id = int(message["pu"]) if "pu" in message else None
+        bids = parse_levels(message["b"], "bids")
+        asks = parse_levels(message["a"], "asks")
+        if first_id > last_id:
+            raise MalformedMessage(f"U {first_id} > u {last_id}")
+        if self.state is not SyncState.LIVE:
+            self._buffer.append((message, ts_recv_ns))
+            self.stats.buffered += 1
+            return None
+        assert self._last_u is not None
+        if self._awaiting_first:
+            snap = self._snapshot_id
+            if (last_id < snap) if self.futures else (last_id <= snap):
+                self.stats.old_dropped += 1
+                return None
+            target = snap if self.futures else snap + 1
+            if not first_id <= target <= last_id:
+                self.mark_stale(f"first diff U={first_id} u={last_id} misses snapshot {snap}")
+                self._buffer.append((message, ts_recv_ns))
+                return None
+            self._awaiting_first = False
+        else:
+            if last_id <= self._last_u:
+                self.stats.old_dropped += 1
+                return None
+            joined = prev_id == self._last_u if self.futures else first_id == self._last_u + 1
+            if not joined:
+                self.mark_stale(
+                    f"gap: previous u={self._last_u}, got U={first_id} u={last_id} pu={prev_id}"
+                )
+                self._buffer.append((message, ts_recv_ns))
+                return None
+        self._last_u = last_id
+        changes = self._apply_levels(bids, asks)
+        ts_event = int(message.get("T") or message.get("E") or 0) * MS
+        return self._publish(
+            changes,
+            ts_event_ns=ts_event,
+            ts_recv_ns=ts_recv_ns,
+            sequence=last_id,
+            is_snapshot=False,
+        )
+
+
+def unwrap(frame: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(stream name, payload)`` of a combined-stream frame (or of a raw-stream payload)."""
+    if "stream" in frame and "data" in frame:
+        return str(frame["stream"]), frame["data"]
+    return "", frame
+
+
+def event_type(stream: str, payload: dict[str, Any]) -> str:
+    """``depthUpdate``, ``trade``, ``aggTrade``, ``bookTicker``, ``markPriceUpdate``, ``kline``..."""
+    kind = payload.get("e")
+    if kind:
+        return str(kind)
+    if stream.endswith("@bookTicker") or {"u", "b", "a", "B", "A"} <= payload.keys():
+        return "bookTicker"
+    return ""
+
+
+def parse_trade(payload: dict[str, Any], instrument_id: InstrumentId, ts_recv_ns: int) -> TradeTick:
+    """``trade``/``aggTrade`` → :class:`TradeTick`; ``m`` (buyer is maker) means a sell aggressor."""
+    price = float(payload["p"])
+    size = float(payload["q"])
+    if not price > 0.0 or not size > 0.0:
+        raise MalformedMessage(f"trade with price {price} size {size}")
+    trade_id = payload.get("t", payload.get("a"))
+    return TradeTick(
+        instrument_id=instrument_id,
+        ts_event_ns=int(payload["T"]) * MS,
+        ts_recv_ns=ts_recv_ns,
+        price=price,
+        size=size,
+        aggressor=AggressorSide.SELLER if payload["m"] else AggressorSide.BUYER,
+        trade_id=str(trade_id),
+    )
+
+
+def parse_book_ticker(
+    payload: dict[str, Any], instrument_id: InstrumentId, ts_recv_ns: int
+) -> QuoteTick:
+    """``bookTicker`` → :class:`QuoteTick`; spot frames carry no time, so receive time is used."""
+    ts = payload.get("T") or payload.get("E")
+    return QuoteTick(
+        instrument_id=instrument_id,
+        ts_event_ns=int(ts) * MS if ts else ts_recv_ns,
+        ts_recv_ns=ts_recv_ns,
+        bid_price=float(payload["b"]),
+        bid_size=float(payload["B"]),
+        ask_price=float(payload["a"]),
+        ask_size=float(payload["A"]),
+    )
+
+
+def parse_mark_price(
+    payload: dict[str, Any], instrument_id: InstrumentId, ts_recv_ns: int
+) -> FundingRate:
+    """``markPriceUpdate`` → :class:`FundingRate` (``r`` rate, ``T`` next funding time)."""
+    return FundingRate(
+        instrument_id=instrument_id,
+        ts_event_ns=int(payload["E"]) * MS,
+        ts_recv_ns=ts_recv_ns,
+        rate_fraction=float(payload["r"]),
+        next_funding_ns=int(payload["T"]) * MS,
+        mark_price=float(payload["p"]),
+    )

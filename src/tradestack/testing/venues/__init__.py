@@ -1,0 +1,1 @@
+"""Fake venue protocols, one module per exchange, each replaying recorded real traffic."""
