@@ -13,7 +13,10 @@ def rewrite_url(url: str, base_url: str) -> str:
         return url
     base = urlsplit(base_url)
     scheme = "ws" if parts.scheme in ("ws", "wss") else "http"
-    rewritten = f"{scheme}://{base.netloc}/{parts.netloc}{parts.path}"
+    # a path-less WebSocket URL (wss://ws.kraken.com) is dialled as is: it needs the "/" the
+    # server routes on (REST bases are prefixes, ccxt appends "/path" to them)
+    path = parts.path or ("/" if scheme == "ws" else "")
+    rewritten = f"{scheme}://{base.netloc}/{parts.netloc}{path}"
     return f"{rewritten}?{parts.query}" if parts.query else rewritten
 
 

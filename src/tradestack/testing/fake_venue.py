@@ -68,7 +68,7 @@ class Connection:
 class FakeVenue(ABC):
     """A venue protocol over a recording: REST endpoints, WS subscribe flow, replay timeline."""
 
-    #: original hosts this venue answers for, e.g. ``("api.binance.com", "stream.binance.com:9443")``
+    #: original hosts this venue answers for, e.g. ``("api.binance.com", "fstream.binance.com")``
     hosts: tuple[str, ...] = ()
 
     def __init__(
@@ -78,8 +78,9 @@ class FakeVenue(ABC):
         speed: float | None = None,
         faults: FaultPlan | None = None,
         gate_timeout_s: float = 5.0,
+        max_frames: int | None = None,
     ) -> None:
-        self.frames = frames
+        self.frames = frames[:max_frames]
         self.speed = speed
         self.faults = faults or FaultPlan()
         self.gate_timeout_s = gate_timeout_s
@@ -91,6 +92,8 @@ class FakeVenue(ABC):
         self._task: asyncio.Task[None] | None = None
         self._connection_count = 0
         self.rest_requests: list[str] = []
+        self.forced_disconnects = 0
+        self.connections_at_disconnect = 0
 
     # -- to implement per venue -------------------------------------------------------------
     @abstractmethod
@@ -108,6 +111,10 @@ class FakeVenue(ABC):
         """Advance the venue's own state (e.g. its true book) as a frame goes out."""
 
     # -- shared machinery -------------------------------------------------------------------
+    @property
+    def connections_opened(self) -> int:
+        return self._connection_count
+
     def gate(self, name: str) -> asyncio.Event:
         return self._gates.setdefault(name, asyncio.Event())
 
@@ -148,7 +155,9 @@ class FakeVenue(ABC):
             self.position = len(self.frames)
             self.finished.set()
 
-    async def _deliver(self, conn: Connection, frame: TimelineFrame, fault: Fault, pos: int) -> None:
+    async def _deliver(
+        self, conn: Connection, frame: TimelineFrame, fault: Fault, pos: int
+    ) -> None:
         if fault is Fault.DROP:
             return
         if fault is Fault.REORDER and conn.held is None:
@@ -164,6 +173,8 @@ class FakeVenue(ABC):
         limits = self.faults.disconnect_after
         if conn.number < len(limits) and conn.sent >= limits[conn.number]:
             conn.closed = True
+            self.forced_disconnects += 1
+            self.connections_at_disconnect = self._connection_count
             await conn.ws.close(code=1011, message=b"forced disconnect")
 
     async def serve_ws(self, request: web.Request, host: str, path: str) -> web.WebSocketResponse:
@@ -218,9 +229,9 @@ class FakeVenueServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        server = site._server
-        if server is not None and getattr(server, "sockets", None):
-            self.port = server.sockets[0].getsockname()[1]
+        sockets = getattr(site._server, "sockets", None)
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
         return self
 
     async def stop(self) -> None:

@@ -16,7 +16,16 @@ class L2Book:
     float: equal strings give equal floats, so levels match exactly across updates.
     """
 
-    __slots__ = ("_ask_prices", "_asks", "_bid_prices", "_bids", "instrument_id", "sequence", "ts_event_ns", "ts_recv_ns")
+    __slots__ = (
+        "_ask_prices",
+        "_asks",
+        "_bid_prices",
+        "_bids",
+        "instrument_id",
+        "sequence",
+        "ts_event_ns",
+        "ts_recv_ns",
+    )
 
     def __init__(self, instrument_id: InstrumentId) -> None:
         self.instrument_id = instrument_id
@@ -37,7 +46,9 @@ class L2Book:
 
     def apply(self, is_bid: bool, price: float, size: float) -> None:
         """Set the size at ``price``; ``size == 0`` deletes the level."""
-        levels, prices = (self._bids, self._bid_prices) if is_bid else (self._asks, self._ask_prices)
+        levels, prices = (
+            (self._bids, self._bid_prices) if is_bid else (self._asks, self._ask_prices)
+        )
         if size > 0.0:
             if price not in levels:
                 insort(prices, price)
@@ -75,7 +86,9 @@ class L2Book:
 
     def is_crossed(self) -> bool:
         """True when best bid >= best ask (crossed or locked): never a valid book to publish."""
-        return bool(self._bid_prices and self._ask_prices and self._bid_prices[-1] >= self._ask_prices[0])
+        return bool(
+            self._bid_prices and self._ask_prices and self._bid_prices[-1] >= self._ask_prices[0]
+        )
 
     def bids(self, depth: int | None = None) -> list[tuple[float, float]]:
         """Bid levels best first (descending price)."""

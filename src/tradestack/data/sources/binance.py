@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from tradestack.core.events import MarketEvent
 from tradestack.data.book.sync import BookSync, BookUpdate
-from tradestack.data.sources.ccxt_feed import VenueAdapter
+from tradestack.data.sources.ccxt_feed import VenueAdapter, Watcher
 from tradestack.data.venues.binance import (
     BinanceBookSync,
     event_type,
@@ -74,19 +75,19 @@ class BinanceAdapter(VenueAdapter):
         book = await self.exchange.fetch_order_book(symbol, self.snapshot_limit)
         return sync.on_snapshot(_ccxt_book_body(book), time.time_ns())
 
-    def watchers(self, kinds: Iterable[str]) -> list[tuple[str, str, Callable[[], Any]]]:
+    def watchers(self, kinds: Iterable[str]) -> list[Watcher]:
         ex = self.exchange
-        out: list[tuple[str, str, Callable[[], Any]]] = []
+        out: list[Watcher] = []
         for kind in kinds:
             for s in self.symbols:
                 if kind == "book":
-                    out.append((kind, s, lambda s=s: ex.watch_order_book(s)))
+                    out.append((kind, s, partial(ex.watch_order_book, s)))
                 elif kind == "trades":
-                    out.append((kind, s, lambda s=s: ex.watch_trades(s)))
+                    out.append((kind, s, partial(ex.watch_trades, s)))
                 elif kind == "quotes":
-                    out.append((kind, s, lambda s=s: ex.watch_bids_asks([s])))
+                    out.append((kind, s, partial(ex.watch_bids_asks, [s])))
                 elif kind == "funding" and self.futures:
-                    out.append((kind, s, lambda s=s: ex.watch_mark_price(s)))
+                    out.append((kind, s, partial(ex.watch_mark_price, s)))
         return out
 
 

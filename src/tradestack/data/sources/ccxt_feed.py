@@ -18,8 +18,10 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from tradestack.core.events import MarketEvent
@@ -29,6 +31,7 @@ from tradestack.data.book.sync import BookSync, BookUpdate
 log = logging.getLogger(__name__)
 
 KINDS = ("book", "trades", "quotes", "funding")
+Watcher = tuple[str, str, Callable[[], Awaitable[Any]]]
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class FeedStats:
     bad_messages: int = 0
     reconnects: int = 0
     stale_alerts: int = 0
-    errors: list[str] = field(default_factory=list)
+    ccxt_book_errors: int = 0
+    errors: deque[str] = field(default_factory=lambda: deque(maxlen=100))
 
 
 class VenueAdapter(ABC):
@@ -89,21 +93,16 @@ class VenueAdapter(ABC):
         """A REST snapshot ccxt fetched for its own book; venues that sync by REST reuse it."""
         return []
 
-    def watchers(self, kinds: Iterable[str]) -> list[tuple[str, str, Callable[[], Any]]]:
+    def watchers(self, kinds: Iterable[str]) -> list[Watcher]:
         """``(kind, symbol, coroutine factory)`` for every ccxt subscription to keep alive."""
         ex = self.exchange
-        calls: dict[str, Callable[[str], Any]] = {
-            "book": lambda s: ex.watch_order_book(s),
-            "trades": lambda s: ex.watch_trades(s),
-            "quotes": lambda s: ex.watch_ticker(s),
-            "funding": lambda s: ex.watch_funding_rate(s),
+        methods = {
+            "book": ex.watch_order_book,
+            "trades": ex.watch_trades,
+            "quotes": ex.watch_ticker,
+            "funding": ex.watch_funding_rate,
         }
-        out = []
-        for kind in kinds:
-            for symbol in self.symbols:
-                call = calls[kind]
-                out.append((kind, symbol, lambda c=call, s=symbol: c(s)))  # type: ignore[misc]
-        return out
+        return [(k, s, partial(methods[k], s)) for k in kinds for s in self.symbols]
 
 
 def tapped_exchange(exchange_class: type[Any]) -> type[Any]:
@@ -114,7 +113,7 @@ def tapped_exchange(exchange_class: type[Any]) -> type[Any]:
     A tap that raises is logged and never disturbs ccxt.
     """
 
-    class Tapped(exchange_class):  # type: ignore[misc,valid-type]
+    class Tapped(exchange_class):  # type: ignore[misc]
         tap: Callable[[str, Any, int], None] = staticmethod(lambda url, message, ts: None)
         tap_snapshot: Callable[[str, Any], None] = staticmethod(lambda symbol, book: None)
 
@@ -214,7 +213,9 @@ class CcxtFeed:
         finally:
             self._resyncing.discard(symbol)
 
-    async def _keep_watching(self, kind: str, symbol: str, call: Callable[[], Any]) -> None:
+    async def _keep_watching(
+        self, kind: str, symbol: str, call: Callable[[], Awaitable[Any]]
+    ) -> None:
         import ccxt
 
         attempt = 0
@@ -227,7 +228,9 @@ class CcxtFeed:
             except (ccxt.ChecksumError, ccxt.InvalidNonce) as exc:
                 # ccxt's own book saw a gap: it drops that book and the next watch call
                 # re-subscribes. Ours has its own gap detection and is left alone.
+                self.stats.ccxt_book_errors += 1
                 self.stats.errors.append(f"{kind} {symbol}: ccxt book: {type(exc).__name__}")
+                await asyncio.sleep(self.backoff.delay(0, self._rng))
             except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
                 self.stats.reconnects += 1
                 self.stats.errors.append(f"{kind} {symbol}: {type(exc).__name__}: {exc}")

@@ -7,8 +7,8 @@ spot
     first applied diff must straddle ``L + 1`` (``U <= L + 1 <= u``); every later diff must
     start right after the previous one (``U == previous u + 1``).
 futures (USD-M and COIN-M)
-    drop diffs with ``u < L``; the first applied diff must straddle ``L`` (``U <= L <= u``);
-    every later diff must name the previous one (``pu == previous u``).
+    drop diffs with ``u < L``; the first applied diff must straddle ``L`` (``U <= L <= u``, or
+    name it: ``pu == L``); every later diff must name the previous one (``pu == previous u``).
 
 A diff that ends at or before the last applied one is a duplicate and is dropped. Anything
 else is a gap: the book goes stale and asks for a new snapshot; diffs keep being buffered so
@@ -114,7 +114,9 @@ class BinanceBookSync(BookSync):
                 self.stats.old_dropped += 1
                 return None
             target = snap if self.futures else snap + 1
-            if not first_id <= target <= last_id:
+            # A futures diff that names the snapshot as its predecessor joins it exactly.
+            joins = first_id <= target <= last_id or (self.futures and prev_id == snap)
+            if not joins:
                 self.mark_stale(f"first diff U={first_id} u={last_id} misses snapshot {snap}")
                 self._buffer.append((message, ts_recv_ns))
                 return None
@@ -150,7 +152,7 @@ def unwrap(frame: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def event_type(stream: str, payload: dict[str, Any]) -> str:
-    """``depthUpdate``, ``trade``, ``aggTrade``, ``bookTicker``, ``markPriceUpdate``, ``kline``..."""
+    """The event name: ``depthUpdate``, ``trade``, ``aggTrade``, ``bookTicker``, ``kline``..."""
     kind = payload.get("e")
     if kind:
         return str(kind)
@@ -160,7 +162,7 @@ def event_type(stream: str, payload: dict[str, Any]) -> str:
 
 
 def parse_trade(payload: dict[str, Any], instrument_id: InstrumentId, ts_recv_ns: int) -> TradeTick:
-    """``trade``/``aggTrade`` → :class:`TradeTick`; ``m`` (buyer is maker) means a sell aggressor."""
+    """``trade``/``aggTrade`` → :class:`TradeTick`; ``m`` (buyer is maker) = seller aggressed."""
     price = float(payload["p"])
     size = float(payload["q"])
     if not price > 0.0 or not size > 0.0:

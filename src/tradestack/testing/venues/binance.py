@@ -20,7 +20,7 @@ from aiohttp import web
 
 from tradestack.core.ids import InstrumentId
 from tradestack.data.book.l2book import L2Book
-from tradestack.data.recordings import FrameKind, read_recording
+from tradestack.data.recordings import FrameKind, RecordedFrame, read_recording
 from tradestack.data.venues.binance import event_type, unwrap
 from tradestack.testing.fake_venue import Connection, FakeVenue, TimelineFrame
 from tradestack.testing.faults import FaultPlan
@@ -90,6 +90,7 @@ class BinanceFakeVenue(FakeVenue):
         exchange_info: Path | None = None,
         speed: float | None = None,
         faults: FaultPlan | None = None,
+        max_frames: int | None = None,
     ) -> None:
         self.futures = futures
         self.hosts = USDM_HOSTS if futures else SPOT_HOSTS
@@ -98,10 +99,12 @@ class BinanceFakeVenue(FakeVenue):
         self.true_books: dict[str, _TrueBook] = {}
         self.snapshots_served: list[tuple[str, int, bool]] = []
         self._early_diffs: dict[str, list[dict[str, Any]]] = {}
-        super().__init__(self._timeline(recordings), speed=speed, faults=faults)
+        super().__init__(
+            self._timeline(recordings), speed=speed, faults=faults, max_frames=max_frames
+        )
 
     def _timeline(self, recordings: list[Path]) -> list[TimelineFrame]:
-        raw = []
+        raw: list[RecordedFrame] = []
         for path in recordings:
             raw.extend(read_recording(path))
         raw.sort(key=lambda f: f.ts_ns)
@@ -186,10 +189,14 @@ class BinanceFakeVenue(FakeVenue):
             conn.channels -= channels
             await conn.send(json.dumps({"result": None, "id": request_id}))
         elif method == "LIST_SUBSCRIPTIONS":
-            await conn.send(json.dumps({"result": sorted(map(str, conn.channels)), "id": request_id}))
+            await conn.send(
+                json.dumps({"result": sorted(map(str, conn.channels)), "id": request_id})
+            )
         else:
             await conn.send(
-                json.dumps({"error": {"code": 2, "msg": f"Invalid request: {method}"}, "id": request_id})
+                json.dumps(
+                    {"error": {"code": 2, "msg": f"Invalid request: {method}"}, "id": request_id}
+                )
             )
 
 
@@ -202,7 +209,7 @@ def _symbol_from_url(url: str) -> str:
     return values[0].upper() if values else ""
 
 
-def _first_symbol(raw: list[Any]) -> str:
+def _first_symbol(raw: list[RecordedFrame]) -> str:
     for rec in raw:
         if rec.kind is FrameKind.RECV and '"s":"' in rec.payload:
             return str(rec.payload.split('"s":"', 1)[1].split('"', 1)[0]).upper()
