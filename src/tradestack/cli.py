@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tradestack.data.sources.session import Progress
     from tradestack.engine.backtest import BacktestResult
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_STRATEGY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -53,7 +56,121 @@ def _parser() -> argparse.ArgumentParser:
         "--quiet", action="store_true", help="no progress bar and no metrics table"
     )
     backtest.set_defaults(func=_cmd_backtest)
+
+    record = sub.add_parser("record", help="record live market data: raw frames + catalog")
+    record.add_argument("--venue", required=True, help="ccxt id: binance, binanceusdm, ...")
+    record.add_argument("--symbols", required=True, help="comma-separated, e.g. BTC/USDT,ETH/USDT")
+    record.add_argument("--kinds", default="book,trades", help="book,trades,quotes,funding")
+    record.add_argument("--out", type=Path, default=Path("data"), help="raw/ and catalog/ go here")
+    record.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C)")
+    record.add_argument("--base-url", help="connect here instead of the exchange (a fake venue)")
+    record.set_defaults(func=_cmd_record)
+
+    replay = sub.add_parser("replay", help="replay a raw recording through the live code path")
+    replay.add_argument("recording", type=Path, help="a .jsonl.gz written by `tradestack record`")
+    replay.add_argument("--catalog", type=Path, help="also write normalized rows here")
+    replay.set_defaults(func=_cmd_replay)
+
+    fake = sub.add_parser("fake-venue", help="serve a recorded session on 127.0.0.1")
+    fake.add_argument("--venue", required=True, choices=["binance", "binanceusdm"])
+    fake.add_argument("--recording", type=Path, action="append", required=True)
+    fake.add_argument("--exchange-info", type=Path, required=True, help="recorded exchangeInfo")
+    fake.add_argument("--speed", type=float, help="x recorded pace (default: as fast as read)")
+    fake.add_argument("--port", type=int, default=0)
+    fake.set_defaults(func=_cmd_fake_venue)
     return parser
+
+
+def _progress_printer() -> Callable[[Progress], None]:
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(progress: Progress) -> None:
+        now = time.monotonic()
+        if now - last[0] < (0.25 if tty else 5.0):
+            return
+        last[0] = now
+        print(("\r" if tty else "") + progress.line(), end="" if tty else "\n", file=sys.stderr)
+
+    return show
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import UTC, datetime
+
+    from tradestack.data.sources.session import ADAPTERS, record
+
+    if args.venue not in ADAPTERS:
+        return _fail(f"unknown venue {args.venue!r}; supported: {', '.join(sorted(ADAPTERS))}")
+    symbols = [s.strip() for s in args.symbols.split(",") if s.strip()]
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    raw = args.out / "raw" / f"{args.venue}-{stamp}.jsonl.gz"
+    try:
+        state = asyncio.run(
+            record(
+                args.venue,
+                symbols,
+                kinds,
+                raw_path=raw,
+                catalog_root=args.out / "catalog",
+                duration_s=args.duration,
+                base_url=args.base_url,
+                progress=_progress_printer(),
+            )
+        )
+    except ValueError as exc:
+        return _fail(str(exc))
+    print(f"\nrecorded {state.line()}\nraw: {raw}\ncatalog: {args.out / 'catalog'}")
+    return EXIT_OK
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from tradestack.data.catalog import Catalog
+    from tradestack.data.recorder import CatalogSink
+    from tradestack.data.sources.session import replay
+
+    if not args.recording.is_file():
+        return _fail(f"recording not found: {args.recording}")
+    sink = CatalogSink(Catalog(args.catalog)) if args.catalog else None
+    try:
+        state, feed = replay(
+            args.recording, sink=sink or (lambda event: None), progress=_progress_printer()
+        )
+    except ValueError as exc:
+        return _fail(str(exc))
+    if sink is not None:
+        sink.flush()
+    print(f"\nreplayed {state.line()}")
+    for symbol, book in feed.adapter.books.items():
+        stats = book.stats
+        print(
+            f"{symbol}: {book.state}, {stats.applied:,} updates, {stats.gaps} gaps, "
+            f"{stats.resyncs} resyncs, {stats.malformed} malformed, {stats.crossed} crossed"
+        )
+    return EXIT_OK
+
+
+def _cmd_fake_venue(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tradestack.testing.fake_venue import FakeVenueServer
+    from tradestack.testing.venues.binance import BinanceFakeVenue
+
+    async def serve() -> None:
+        venue = BinanceFakeVenue(
+            args.recording,
+            futures=args.venue == "binanceusdm",
+            exchange_info=args.exchange_info,
+            speed=args.speed,
+        )
+        async with FakeVenueServer(venue, port=args.port) as server:
+            print(f"fake {args.venue} on {server.base_url} (Ctrl-C to stop)", flush=True)
+            await asyncio.Event().wait()
+
+    asyncio.run(serve())
+    return EXIT_OK
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:

@@ -7,8 +7,8 @@ Three line formats are understood, each yielding :class:`RecordedFrame` in file 
 - cryptofeed v3 zstd JSONL (``{t, conn, ts, addr|url, data}``);
 - hftbacktest collector gzip text (``<local receive ts> <frame JSON>``, ns, or µs for ``.dat.gz``).
 
-Our own recorder (``tradestack record``) writes the v3-style JSONL, gzip-compressed, so every
-recording replays through the same reader.
+Our own recorder (``tradestack record``) writes v3-style JSONL, gzip-compressed, with integer
+``ts_ns`` and ``snapshot`` records, so every recording replays through the same reader.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class FrameKind(StrEnum):
     RECV = "recv"
     REST = "rest"
     HEADER = "header"
+    SNAPSHOT = "snapshot"  # a REST book snapshot as ccxt parsed it (our recorder); conn = symbol
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ _V3_KINDS = {
     "recv": FrameKind.RECV,
     "http": FrameKind.REST,
     "header": FrameKind.HEADER,
+    "snapshot": FrameKind.SNAPSHOT,
 }
 
 
@@ -155,16 +157,21 @@ def _read_v3(path: Path) -> Iterator[RecordedFrame]:
                 kind = _V3_KINDS[record["t"]]
             except (ValueError, KeyError) as exc:
                 raise DataValidationError(path, f"bad JSONL record: {exc}", row=number) from exc
-            conn = str(record.get("conn", ""))
+            conn = str(record.get("conn", record.get("symbol", "")))
             url = str(record.get("addr") or record.get("url") or urls.get(conn, ""))
             if kind is FrameKind.CONNECT:
                 urls[conn] = url
             if kind is FrameKind.HEADER:
                 yield RecordedFrame(kind, 0, line.rstrip("\n"), "", conn)
                 continue
-            ts = record.get("ts", 0)
-            ts_ns = seconds_to_ns(repr(ts)) if isinstance(ts, float) else int(ts) * 1_000_000_000
-            yield RecordedFrame(kind, ts_ns, str(record.get("data", "")), url, conn)
+            if "ts_ns" in record:
+                ts_ns = int(record["ts_ns"])
+            else:
+                ts = record.get("ts", 0)
+                ts_ns = seconds_to_ns(repr(ts)) if isinstance(ts, float) else int(ts) * 10**9
+            data = record.get("data", "")
+            payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+            yield RecordedFrame(kind, ts_ns, payload, url, conn)
 
 
 def _read_hftbacktest(path: Path) -> Iterator[RecordedFrame]:

@@ -81,7 +81,9 @@ def _needs_data(shared_data: Path) -> None:
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_any_interleaving_of_snapshot_and_diffs_converges(market: str, data: st.DataObject) -> None:
     """Subscribe at diff i, take the snapshot after diff k (i <= k), receive it after diff j."""
@@ -109,7 +111,9 @@ def test_any_interleaving_of_snapshot_and_diffs_converges(market: str, data: st.
 
 
 @pytest.mark.parametrize("market", ["spot", "usdm"])
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     missing=st.integers(5, N_DIFFS - 5),
     reorder=st.booleans(),

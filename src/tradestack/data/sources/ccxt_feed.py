@@ -70,6 +70,7 @@ class VenueAdapter(ABC):
         self.exchange = exchange
         self.symbols = symbols
         self.books: dict[str, BookSync] = {}
+        self.snapshot_ts_ns = 0
 
     def prepare(self) -> None:  # noqa: B027
         """Called once markets are loaded (map venue ids to unified symbols here)."""
@@ -90,7 +91,10 @@ class VenueAdapter(ABC):
         """Bring a stale book back (REST snapshot or re-subscription)."""
 
     def ccxt_snapshot(self, symbol: str, book: Any) -> list[BookUpdate]:
-        """A REST snapshot ccxt fetched for its own book; venues that sync by REST reuse it."""
+        """A REST snapshot fetched through ccxt; venues that sync by REST apply it.
+
+        ``self.snapshot_ts_ns`` holds its receive time (live clock, or the recorded one).
+        """
         return []
 
     def watchers(self, kinds: Iterable[str]) -> list[Watcher]:
@@ -109,7 +113,8 @@ def tapped_exchange(exchange_class: type[Any]) -> type[Any]:
     """Subclass a ccxt.pro exchange so every decoded frame and REST book snapshot is tapped.
 
     The subclass calls ``self.tap(url, message, ts_recv_ns)`` before ccxt's own handler and
-    ``self.tap_snapshot(symbol, orderbook)`` after ccxt fetched a REST snapshot for its book.
+    ``self.tap_snapshot(symbol, orderbook)`` after every REST ``fetch_order_book`` (ccxt's own,
+    when it subscribes, and ours, when we resync), so a recorder sees every snapshot used.
     A tap that raises is logged and never disturbs ccxt.
     """
 
@@ -124,8 +129,8 @@ def tapped_exchange(exchange_class: type[Any]) -> type[Any]:
                 log.exception("market-data tap failed on a %s frame", self.id)
             return super().handle_message(client, message)
 
-        async def fetch_rest_order_book_safe(self, symbol: str, *args: Any, **kwargs: Any) -> Any:
-            book = await super().fetch_rest_order_book_safe(symbol, *args, **kwargs)
+        async def fetch_order_book(self, symbol: str, *args: Any, **kwargs: Any) -> Any:
+            book = await super().fetch_order_book(symbol, *args, **kwargs)
             try:
                 self.tap_snapshot(symbol, book)
             except Exception:
@@ -154,6 +159,7 @@ class CcxtFeed:
         stale_after_s: float = 30.0,
         seed: int | None = None,
         on_raw: Callable[[str, Any, int], None] | None = None,
+        on_snapshot: Callable[[str, Any, int], None] | None = None,
     ) -> None:
         unknown = set(kinds) - set(KINDS)
         if unknown:
@@ -167,13 +173,16 @@ class CcxtFeed:
         self.stats = FeedStats()
         self.last_message_ns = 0
         self._raw_hook = on_raw
+        self._snapshot_hook = on_snapshot
+        self.replaying = False
         self._rng = random.Random(seed)
         self._tasks: list[asyncio.Task[None]] = []
         self._resyncing: set[str] = set()
-        self.exchange.tap = self._on_raw
-        self.exchange.tap_snapshot = self._on_ccxt_snapshot
+        self.exchange.tap = self.handle_frame
+        self.exchange.tap_snapshot = self.handle_snapshot
 
-    def _on_raw(self, url: str, message: Any, ts_recv_ns: int) -> None:
+    def handle_frame(self, url: str, message: Any, ts_recv_ns: int) -> None:
+        """One decoded frame, live (from the tap) or replayed from a recording."""
         self.stats.messages += 1
         self.last_message_ns = ts_recv_ns
         if self._raw_hook is not None:
@@ -185,12 +194,19 @@ class CcxtFeed:
             log.debug("dropped a bad %s message: %s", self.adapter.venue, exc)
             return
         self._emit(events)
+        if self.replaying:
+            return  # a recording holds the snapshots fetched live; they arrive in order
         for symbol, sync in self.adapter.books.items():
             if sync.resync_requested and symbol not in self._resyncing:
                 self._resyncing.add(symbol)
                 self._tasks.append(asyncio.get_running_loop().create_task(self._resync(symbol)))
 
-    def _on_ccxt_snapshot(self, symbol: str, book: Any) -> None:
+    def handle_snapshot(self, symbol: str, book: Any, ts_recv_ns: int | None = None) -> None:
+        """A REST book snapshot (ccxt's or ours), live or replayed."""
+        ts = time.time_ns() if ts_recv_ns is None else ts_recv_ns
+        if self._snapshot_hook is not None:
+            self._snapshot_hook(symbol, book, ts)
+        self.adapter.snapshot_ts_ns = ts
         self._emit(self.adapter.ccxt_snapshot(symbol, book))
 
     def _emit(self, events: Iterable[MarketEvent | BookUpdate]) -> None:
@@ -201,15 +217,14 @@ class CcxtFeed:
     async def _resync(self, symbol: str) -> None:
         attempt = 0
         try:
-            while self.adapter.books[symbol].resync_requested:
+            while self.adapter.books[symbol].resync_requested and not self.replaying:
+                if attempt:
+                    await asyncio.sleep(self.backoff.delay(attempt - 1, self._rng))
+                attempt += 1
                 try:
                     self._emit(await self.adapter.resync(symbol))
                 except Exception as exc:
-                    self.stats.errors.append(f"resync {symbol}: {exc}")
-                    await asyncio.sleep(self.backoff.delay(attempt, self._rng))
-                    attempt += 1
-                else:
-                    break
+                    self.stats.errors.append(f"resync {symbol}: {type(exc).__name__}: {exc}")
         finally:
             self._resyncing.discard(symbol)
 

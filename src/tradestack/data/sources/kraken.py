@@ -31,13 +31,14 @@ translating the recorded v1 frames (values verbatim).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 from tradestack.core.events import MarketEvent
 from tradestack.data.book.sync import BookSync, BookUpdate
-from tradestack.data.sources.ccxt_feed import VenueAdapter
+from tradestack.data.sources.ccxt_feed import VenueAdapter, Watcher
 from tradestack.data.venues.kraken import (
     DEPTHS,
     KrakenBookSync,
@@ -87,7 +88,9 @@ class KrakenAdapter(VenueAdapter):
     def prepare(self) -> None:
         for symbol in self.symbols:
             market = self.exchange.market(symbol)
-            wsname = market.get("wsId") or market["info"]["wsname"]
+            wsname = market.get("wsId") or market["info"].get("wsname")
+            if not wsname:
+                raise ValueError(f"{symbol} has no Kraken WebSocket name (wsname)")
             self._wsname[symbol] = str(wsname)
             self._by_wsname[str(wsname)] = symbol
 
@@ -105,14 +108,14 @@ class KrakenAdapter(VenueAdapter):
             subscription["depth"] = self.depth
         return {"event": event, "pair": [self._wsname[symbol]], "subscription": subscription}
 
-    def watchers(self, kinds: Iterable[str]) -> list[tuple[str, str, Callable[[], Any]]]:
-        out: list[tuple[str, str, Callable[[], Any]]] = []
+    def watchers(self, kinds: Iterable[str]) -> list[Watcher]:
+        out: list[Watcher] = []
         for kind in kinds:
             channel = CHANNELS.get(kind)
             if channel is None:
                 continue
             for s in self.symbols:
-                out.append((kind, s, lambda s=s, c=channel: self._watch(s, c)))
+                out.append((kind, s, functools.partial(self._watch, s, channel)))
         return out
 
     def _watch(self, symbol: str, channel: str) -> Any:

@@ -319,7 +319,10 @@ def parse_ticker(message: Any, instrument_id: InstrumentId, ts_recv_ns: int) -> 
 
 
 def frame_kind(message: Any) -> tuple[str, str]:
-    """``(channel name, pair)`` of a v1 data frame (``("book-1000", "XBT/CHF")``), else ``("", "")``."""
+    """``(channel name, pair)`` of a v1 data frame, e.g. ``("book-1000", "XBT/CHF")``.
+
+    Anything else (an event object, junk) gives ``("", "")``.
+    """
     if isinstance(message, list) and len(message) >= 4:
         name, pair = message[-2], message[-1]
         if isinstance(name, str) and isinstance(pair, str):

@@ -27,6 +27,7 @@ decimals), the snapshot's checksum is computed from its top 10 levels, and the u
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from tradestack.testing.faults import FaultPlan
 HOSTS = ("api.kraken.com", "ws.kraken.com")
 V2_ASSETS = {"XBT": "BTC", "XDG": "DOGE"}
 _COMPACT = (",", ":")
+_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 def v2_symbol(wsname: str) -> str:
@@ -66,7 +68,8 @@ def v2_book_frame(
 
     def side(levels: list[list[str]]) -> str:
         for level in levels:
-            float(level[0]), float(level[1])  # only decimal strings become literals
+            if not (_NUMBER.fullmatch(level[0]) and _NUMBER.fullmatch(level[1])):
+                raise ValueError(f"level {level!r} is not a pair of decimal strings")
         return ",".join(f'{{"price":{level[0]},"qty":{level[1]}}}' for level in levels)
 
     data = f'{{"symbol":{json.dumps(symbol)},"bids":[{side(bids)}],"asks":[{side(asks)}]'
@@ -142,7 +145,7 @@ class KrakenFakeVenue(FakeVenue):
         self.depths: dict[str, int] = {}
         self.true_books: dict[str, _TrueBook] = {}
         self.snapshots_served: list[tuple[str, int, int]] = []  # (pair, position, ws version)
-        self._v1_pair = {}
+        self._v1_pair: dict[str, str] = {}
         self._versions: dict[Connection, int] = {}
         self._book_subscriptions: dict[str, int] = {}
         self._clock_ns = 0
@@ -163,7 +166,8 @@ class KrakenFakeVenue(FakeVenue):
                     if event == "systemStatus" and not self.system_status:
                         self.system_status = rec.payload
                     elif event == "subscriptionStatus" and message.get("status") == "subscribed":
-                        self.acks[(message["subscription"]["name"], message["pair"])] = message
+                        if self.pairs is None or message["pair"] in self.pairs:
+                            self.acks[(message["subscription"]["name"], message["pair"])] = message
                     elif event == "heartbeat" and heartbeat_conn in ("", rec.conn):
                         heartbeat_conn = rec.conn  # one connection's heartbeats, not three
                         frames.append(TimelineFrame(rec.ts_ns, ("heartbeat", ""), rec.payload))
@@ -216,7 +220,11 @@ class KrakenFakeVenue(FakeVenue):
             await conn.send(self.system_status)
             return
         status = json.loads(self.system_status)
-        data = {"api_version": "v2", "connection_id": status.get("connectionID"), "system": "online"}
+        data = {
+            "api_version": "v2",
+            "connection_id": status.get("connectionID"),
+            "system": "online",
+        }
         await conn.send(json.dumps({"channel": "status", "type": "update", "data": [data]}))
 
     async def on_ws_message(self, conn: Connection, text: str) -> None:
@@ -242,9 +250,9 @@ class KrakenFakeVenue(FakeVenue):
             await conn.send(json.dumps({"errorMessage": "Event(s) not found", "event": "error"}))
             return
         subscription = request.get("subscription") or {}
-        name = subscription.get("name")
+        name = str(subscription.get("name"))
         for pair in request.get("pair") or []:
-            ack = self.acks.get((name, pair))
+            ack = self.acks.get((name, str(pair)))
             error = self._v1_error(conn, event, name, pair, subscription, ack)
             if error or ack is None:
                 await conn.send(
@@ -315,7 +323,12 @@ class KrakenFakeVenue(FakeVenue):
                 reply = {"error": error, "method": method, "success": False, **req_id, **times}
                 await conn.send(json.dumps(reply))
                 continue
-            result = {"channel": "book", "depth": params["depth"], "snapshot": True, "symbol": symbol}
+            result = {
+                "channel": "book",
+                "depth": params["depth"],
+                "snapshot": True,
+                "symbol": symbol,
+            }
             reply = {"method": "subscribe", "result": result, "success": True, **req_id, **times}
             await conn.send(json.dumps(reply))
             await self._join_book(conn, pair, ("book.v2", pair), 2)
@@ -357,12 +370,12 @@ def _to_v2(message: list[Any]) -> str:
     if "as" in parts[0] or "bs" in parts[0]:
         asks = [level[:2] for level in parts[0].get("as", [])]
         bids = [level[:2] for level in parts[0].get("bs", [])]
-        checksum = book_checksum(
-            ((p, v) for p, v in asks[:10]), ((p, v) for p, v in bids[:10])
-        )
+        checksum = book_checksum(((p, v) for p, v in asks[:10]), ((p, v) for p, v in bids[:10]))
         return v2_book_frame("snapshot", v2_symbol(pair), bids, asks, checksum)
     asks = [level[:2] for part in parts for level in part.get("a", [])]
     bids = [level[:2] for part in parts for level in part.get("b", [])]
     checksum = int(next(part["c"] for part in parts if "c" in part))
-    ts_ns = max(seconds_to_ns(level[2]) for part in parts for side in "ab" for level in part.get(side, []))
+    ts_ns = max(
+        seconds_to_ns(level[2]) for part in parts for side in "ab" for level in part.get(side, [])
+    )
     return v2_book_frame("update", v2_symbol(pair), bids, asks, checksum, ts_ns)

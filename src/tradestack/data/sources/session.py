@@ -1,0 +1,184 @@
+"""Wire a venue's live feed (ccxt exchange + adapter + CcxtFeed) and record or replay it.
+
+``record`` runs the live feed and writes raw frames plus normalized catalog rows; ``replay``
+reads a raw recording and pushes every frame and snapshot through the *same* adapter and feed
+methods the live tap calls, so a replay reproduces the live books and events exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tradestack.core.events import MarketEvent
+from tradestack.data.book.sync import BookUpdate
+from tradestack.data.recorder import RAW_FORMAT, CatalogSink, RawFrameWriter
+from tradestack.data.recordings import FrameKind, read_recording
+from tradestack.data.sources.ccxt_feed import CcxtFeed, VenueAdapter, tapped_exchange
+from tradestack.data.sources.ccxt_urls import point_at
+
+#: ccxt id → adapter ``module:Class``
+ADAPTERS = {
+    "binance": "tradestack.data.sources.binance:BinanceAdapter",
+    "binanceusdm": "tradestack.data.sources.binance:BinanceAdapter",
+    "coinbase": "tradestack.data.sources.coinbase:CoinbaseAdapter",
+    "kraken": "tradestack.data.sources.kraken:KrakenAdapter",
+    "kucoin": "tradestack.data.sources.kucoin:KucoinAdapter",
+}
+#: ccxt options that keep market loading to the market type we stream
+DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
+    "binance": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False},
+    "binanceusdm": {
+        "fetchMarkets": {"types": ["linear"]},
+        "fetchCurrencies": False,
+        "watchOrderBookRate": "0",
+    },
+}
+
+
+def make_exchange(
+    venue: str, *, base_url: str | None = None, options: dict[str, Any] | None = None
+) -> Any:
+    """A tapped ccxt.pro exchange; ``base_url`` points it at a fake venue."""
+    import ccxt.pro
+
+    if venue not in ADAPTERS:
+        raise ValueError(f"unknown venue {venue!r}; supported: {', '.join(sorted(ADAPTERS))}")
+    config: dict[str, Any] = {"options": {**DEFAULT_OPTIONS.get(venue, {}), **(options or {})}}
+    if base_url is not None:
+        config["enableRateLimit"] = False  # a local venue: ccxt's throttle would only add delay
+    exchange = tapped_exchange(getattr(ccxt.pro, venue))(config)
+    if base_url is not None:
+        point_at(exchange, base_url)
+    return exchange
+
+
+def make_adapter(venue: str, exchange: Any, symbols: list[str]) -> VenueAdapter:
+    module, _, name = ADAPTERS[venue].partition(":")
+    adapter_class = getattr(importlib.import_module(module), name)
+    adapter: VenueAdapter = adapter_class(exchange, symbols)
+    return adapter
+
+
+@dataclass
+class Progress:
+    """Messages seen so far, for the progress line."""
+
+    started: float = field(default_factory=time.perf_counter)
+    messages: int = 0
+    events: int = 0
+
+    def line(self) -> str:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        return (
+            f"{self.messages:,} msgs  {self.events:,} events  "
+            f"{self.messages / elapsed:,.0f} msgs/s  {elapsed:,.1f} s"
+        )
+
+
+async def record(
+    venue: str,
+    symbols: list[str],
+    kinds: Iterable[str],
+    *,
+    raw_path: Path,
+    catalog_root: Path | None,
+    duration_s: float | None = None,
+    base_url: str | None = None,
+    until: Callable[[], bool] | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """Run the live feed, writing raw frames to ``raw_path`` and rows to the catalog."""
+    from tradestack.data.catalog import Catalog
+
+    exchange = make_exchange(venue, base_url=base_url)
+    await exchange.load_markets()
+    kinds = tuple(kinds)
+    header = {
+        "venue": venue,
+        "symbols": symbols,
+        "kinds": list(kinds),
+        "markets": {s: exchange.market(s) for s in symbols},
+    }
+    writer = RawFrameWriter(raw_path, header)
+    sink = CatalogSink(Catalog(catalog_root)) if catalog_root is not None else None
+    state = Progress()
+
+    def on_event(event: MarketEvent | BookUpdate) -> None:
+        state.events += 1
+        if sink is not None:
+            sink(event)
+
+    def on_raw(url: str, message: Any, ts: int) -> None:
+        state.messages += 1
+        writer.frame(url, message, ts)
+
+    feed = CcxtFeed(
+        make_adapter(venue, exchange, symbols),
+        on_event,
+        kinds=kinds,
+        on_raw=on_raw,
+        on_snapshot=writer.snapshot,
+    )
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    try:
+        async with feed:
+            while (deadline is None or time.monotonic() < deadline) and not (until and until()):
+                await asyncio.sleep(0.25)
+                if progress is not None:
+                    progress(state)
+    finally:
+        writer.close()
+        if sink is not None:
+            sink.flush()
+    return state
+
+
+def replay(
+    raw_path: Path,
+    *,
+    sink: Callable[[MarketEvent | BookUpdate], None],
+    progress: Callable[[Progress], None] | None = None,
+    progress_every: int = 50_000,
+) -> tuple[Progress, CcxtFeed]:
+    """Feed a raw recording through the live code path (no network); returns the feed used."""
+    frames = read_recording(raw_path)
+    first = next(frames, None)
+    header = json.loads(first.payload) if first is not None else {}
+    if first is None or first.kind is not FrameKind.HEADER or header.get("format") != RAW_FORMAT:
+        raise ValueError(
+            f"{raw_path} is not a tradestack recording (no {RAW_FORMAT!r} header line); "
+            "record one with `tradestack record`"
+        )
+    venue = str(header["venue"])
+    symbols = list(header["symbols"])
+    exchange = make_exchange(venue)
+    exchange.set_markets(list(header["markets"].values()))
+    adapter = make_adapter(venue, exchange, symbols)
+    state = Progress()
+
+    def on_event(event: MarketEvent | BookUpdate) -> None:
+        state.events += 1
+        sink(event)
+
+    feed = CcxtFeed(adapter, on_event, kinds=header.get("kinds", ["book"]))
+    feed.replaying = True
+    adapter.prepare()
+    if "book" in feed.kinds:
+        for symbol in symbols:
+            adapter.books[symbol] = adapter.make_book(symbol)
+    for frame in frames:
+        if frame.kind is FrameKind.RECV:
+            state.messages += 1
+            feed.handle_frame(frame.url, json.loads(frame.payload), frame.ts_ns)
+        elif frame.kind is FrameKind.SNAPSHOT:
+            feed.handle_snapshot(frame.conn, json.loads(frame.payload), frame.ts_ns)
+        if progress is not None and state.messages % progress_every == 0:
+            progress(state)
+    return state, feed
