@@ -41,28 +41,26 @@ class CoinbaseAdapter(VenueAdapter):
     ) -> None:
         super().__init__(exchange, symbols)
         self.resync_timeout_s = resync_timeout_s
-        self.product_ids: dict[str, str] = {}
+        self.product_ids: dict[str, str] = {}  # what we subscribe to
+        self.wire_ids: dict[str, str] = {}  # what the frames name
         self.decoder = CoinbaseDecoder({})
         self._client: Any = None
         self._snapshots: dict[str, asyncio.Event] = {}
 
     def prepare(self) -> None:
-        instruments = {}
         for symbol in self.symbols:
             market = self.exchange.market(symbol)
             self.product_ids[symbol] = str(market["id"])
-            instruments[str(market["id"])] = self.instrument(symbol)
-            # "-USDC" products are served with the data of their "-USD" alias on every public
-            # channel, so frames name the alias.
+            # A "-USDC" product is served on every public channel with the data of its "-USD"
+            # alias, under the alias's product_id (so don't ask for both at once).
             alias = str((market.get("info") or {}).get("alias") or "")
-            if alias:
-                instruments.setdefault(alias, self.instrument(symbol))
-        self.decoder.instruments = instruments
+            self.wire_ids[symbol] = alias or str(market["id"])
+        self.decoder.instruments = {
+            wire: self.instrument(symbol) for symbol, wire in self.wire_ids.items()
+        }
 
     def make_book(self, symbol: str) -> BookSync:
-        product = self.product_ids.get(symbol) or str(self.exchange.market(symbol)["id"])
-        alias = str((self.exchange.market(symbol).get("info") or {}).get("alias") or "")
-        sync = CoinbaseBookSync(self.instrument(symbol), alias or product)
+        sync = CoinbaseBookSync(self.instrument(symbol), self.wire_ids[symbol])
         self.decoder.books[sync.product_id] = sync
         self._snapshots[symbol] = asyncio.Event()
         return sync
@@ -79,9 +77,7 @@ class CoinbaseAdapter(VenueAdapter):
         events = self.decoder.on_frame(message, ts_recv_ns)
         for event in events:
             if isinstance(event, BookUpdate) and event.is_snapshot:
-                for symbol, sync in self.books.items():
-                    if sync.instrument_id == event.instrument_id:
-                        self._snapshots[symbol].set()
+                self._snapshots[event.instrument_id.symbol].set()
         return events
 
     async def resync(self, symbol: str) -> list[BookUpdate]:

@@ -148,7 +148,7 @@ class ConnectionSequence:
         if seq <= self.last:
             self.duplicates += 1
             return SeqVerdict.DUPLICATE
-        verdict = SeqVerdict.NEXT if seq == self.last + 1 else SeqVerdict.GAP
+        verdict = SeqVerdict.NEXT
         if verdict is SeqVerdict.GAP:
             self.gap_ranges.append((self.last + 1, seq))
         self.last = seq

@@ -14,7 +14,10 @@ Book rules (Kraken "Spot WebSockets (v1) book checksum" guide):
   strings exactly as sent. The strings are kept beside the float levels for this.
 
 A checksum mismatch means the book is wrong: it goes stale and asks for a resync (unsubscribe +
-subscribe, which makes Kraken send a new snapshot). Kraken v1 has no sequence numbers, so the
+subscribe, which makes Kraken send a new snapshot). Level times grow along a pair's stream (every
+recorded update is newer than the one before), so an update older than the last applied one was
+overtaken by it: that lost order also makes the book stale (republished levels keep their
+original time and are left out of this check). Kraken v1 has no sequence numbers, so the
 checksum is the only gap detection: a lost update that changes only levels below the top 10 is
 invisible until such a level reaches the top 10 (then the checksum fails). Every published book
 is therefore right in its top 10 levels; deeper levels are as right as the venue lets us know.
@@ -65,6 +68,7 @@ class BookMessage:
     changes: tuple[tuple[bool, KrakenLevel], ...]
     checksum: int | None
     ts_event_ns: int
+    newest_ns: int | None = None  # latest time of a level that is not a republish
 
 
 def decimal_to_ns(text: Any) -> int:
@@ -150,7 +154,16 @@ def parse_book_message(message: Any) -> BookMessage:
     if not changes and not is_snapshot:
         raise MalformedMessage("update without levels")
     ts_event = max((level.ts_ns for _, level in changes), default=0)
-    return BookMessage(message[-1], depth, is_snapshot, tuple(changes), checksum, ts_event)
+    fresh = [level.ts_ns for _, level in changes if not level.republished]
+    return BookMessage(
+        message[-1],
+        depth,
+        is_snapshot,
+        tuple(changes),
+        checksum,
+        ts_event,
+        max(fresh) if fresh else None,
+    )
 
 
 def checksum_text(text: str) -> str:
@@ -181,25 +194,29 @@ class KrakenBookSync(BookSync):
             raise ValueError(f"depth {depth} is below the {CHECKSUM_LEVELS} checksummed levels")
         self.depth = depth
         self.pair = pair
-        self._text: dict[bool, dict[float, tuple[str, str]]] = {True: {}, False: {}}
+        # price -> (price text, volume text, the level's checksum fragment)
+        self._text: dict[bool, dict[float, tuple[str, str, str]]] = {True: {}, False: {}}
         self._count = 0
+        self._last_ns = 0
 
     def reset(self) -> None:
         super().reset()
         self._text[True].clear()
         self._text[False].clear()
+        self._last_ns = 0
 
     def level_texts(self, is_bid: bool, depth: int | None = None) -> list[tuple[str, str]]:
         """The (price, volume) strings of one side, best first."""
         levels = self.book.bids(depth) if is_bid else self.book.asks(depth)
         texts = self._text[is_bid]
-        return [texts[price] for price, _ in levels]
+        return [texts[price][:2] for price, _ in levels]
 
     def checksum(self) -> int:
         """Kraken's checksum of the book as it stands."""
-        return book_checksum(
-            self.level_texts(False, CHECKSUM_LEVELS), self.level_texts(True, CHECKSUM_LEVELS)
-        )
+        asks, bids = self._text[False], self._text[True]
+        payload = "".join(asks[p][2] for p, _ in self.book.asks(CHECKSUM_LEVELS))
+        payload += "".join(bids[p][2] for p, _ in self.book.bids(CHECKSUM_LEVELS))
+        return zlib.crc32(payload.encode("ascii"))
 
     def on_message(self, message: Any, ts_recv_ns: int) -> BookUpdate | None:
         """Feed one decoded v1 book frame (snapshot or update)."""
@@ -211,6 +228,12 @@ class KrakenBookSync(BookSync):
         if self.state is not SyncState.LIVE:
             self.stats.old_dropped += 1
             return None
+        if parsed.newest_ns is not None and parsed.newest_ns < self._last_ns:
+            # Level times only grow along a pair's stream: this frame was overtaken by a later
+            # one, which was applied without it. The order is lost, so is the book.
+            self.mark_stale(f"out of order: level time {parsed.newest_ns} < {self._last_ns}")
+            return None
+        self._last_ns = max(self._last_ns, parsed.newest_ns or 0)
         changes = self._apply(parsed.changes)
         local = self.checksum()
         if local != parsed.checksum:
@@ -233,6 +256,7 @@ class KrakenBookSync(BookSync):
         self._text[True].clear()
         self._text[False].clear()
         self._apply(parsed.changes)
+        self._last_ns = parsed.ts_event_ns
         self.state = SyncState.LIVE
         self.resync_requested = False
         self._count += 1
@@ -252,7 +276,8 @@ class KrakenBookSync(BookSync):
         for is_bid, level in levels:
             book.apply(is_bid, level.price, level.size)
             if level.size > 0.0:
-                self._text[is_bid][level.price] = (level.price_text, level.size_text)
+                fragment = checksum_text(level.price_text) + checksum_text(level.size_text)
+                self._text[is_bid][level.price] = (level.price_text, level.size_text, fragment)
             else:
                 self._text[is_bid].pop(level.price, None)
             changes.append((is_bid, level.price, level.size))

@@ -120,8 +120,8 @@ class CoinbaseFakeVenue(FakeVenue):
         self.snapshots_synthesised: list[tuple[int, str, int]] = []  # (connection, product, pos)
         self.losses: list[tuple[int, int]] = []
         self.duplicates: list[tuple[int, int]] = []
-        self.verbatim = 0
-        self.renumbered = 0
+        self.verbatim = 0  # recorded frames sent byte for byte
+        self.renumbered = 0  # recorded frames sent with their sequence_num rewritten
         self._next_seq: dict[int, int] = {}
         self._included: dict[tuple[int, str], int] = {}
         self._applied = -1
@@ -168,14 +168,11 @@ class CoinbaseFakeVenue(FakeVenue):
 
     # -- numbering and delivery ----------------------------------------------------------------
     def _numbered(self, conn: Connection, payload: str) -> tuple[str, int]:
+        """The frame with the connection's next ``sequence_num`` (the payload itself if equal)."""
         number = self._next_seq.get(conn.number, 0)
         self._next_seq[conn.number] = number + 1
         match = _SEQ.search(payload, 0, 200)
-        if match is not None and int(match[1]) == number:
-            self.verbatim += 1
-            return payload, number
-        self.renumbered += 1
-        if match is None:
+        if match is None or int(match[1]) == number:
             return payload, number
         return f"{payload[: match.start(1)]}{number}{payload[match.end(1) :]}", number
 
@@ -186,6 +183,10 @@ class CoinbaseFakeVenue(FakeVenue):
         if kind == "level2" and self._included.get((conn.number, product), -1) >= self.position:
             return  # already part of the snapshot this connection was sent
         text, number = self._numbered(conn, frame.payload)
+        if text is frame.payload:
+            self.verbatim += 1
+        else:
+            self.renumbered += 1
         held = fault is Fault.REORDER and conn.held is None
         if fault in (Fault.DROP, Fault.MALFORMED) or held:
             self.losses.append((conn.number, number))
