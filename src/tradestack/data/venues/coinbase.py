@@ -148,7 +148,7 @@ class ConnectionSequence:
         if seq <= self.last:
             self.duplicates += 1
             return SeqVerdict.DUPLICATE
-        verdict = SeqVerdict.NEXT
+        verdict = SeqVerdict.NEXT if seq == self.last + 1 else SeqVerdict.GAP
         if verdict is SeqVerdict.GAP:
             self.gap_ranges.append((self.last + 1, seq))
         self.last = seq
@@ -353,7 +353,7 @@ class CoinbaseDecoder:
 
     def _book(self, frame: dict[str, Any], ts_recv_ns: int) -> list[MarketEvent | BookUpdate]:
         try:
-            products = {e.get("product_id") for e in _events(frame)}
+            products = {str(e.get("product_id")) for e in _events(frame)}
         except MalformedMessage:  # whose update was it? every book takes it as its own loss
             products = set(self.books)
         out: list[MarketEvent | BookUpdate] = []

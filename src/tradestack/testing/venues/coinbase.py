@@ -13,7 +13,9 @@ until a client subscribes ``level2`` for it; a client that subscribes after that
 reconnect) gets a snapshot synthesised from the venue's true book (recorded snapshot + every
 update replayed since, original decimal strings), stamped with the ``timestamp`` of the last
 recorded ``l2_data`` frame it includes. Frames that book already holds are not sent again to
-that connection.
+that connection. As recorded, snapshots precede the ``subscriptions`` ack; every ``level2``
+subscribe gets one, even for a product the connection already has (the adapter unsubscribes
+first anyway).
 
 ``sequence_num``: Coinbase numbers the messages of each connection. The venue does the same:
 each frame sent on a connection gets the connection's next number, which is the recorded one
@@ -70,7 +72,8 @@ class _TrueBook:
     """One product's book as the exchange has it, levels kept as their original strings."""
 
     def __init__(self) -> None:
-        self.sides: dict[str, dict[float, tuple[str, str]]] = {"bid": {}, "offer": {}}
+        # price -> the level's '"price_level":"..","new_quantity":".."' JSON, original strings
+        self.sides: dict[str, dict[float, str]] = {"bid": {}, "offer": {}}
         self.timestamp = ""
 
     def apply(self, event: dict[str, Any], timestamp: str) -> None:
@@ -83,28 +86,24 @@ class _TrueBook:
             if float(level["new_quantity"]) == 0.0:
                 side.pop(price, None)
             else:
-                side[price] = (level["price_level"], level["new_quantity"])
+                side[price] = (
+                    f'"price_level":{json.dumps(level["price_level"])},'
+                    f'"new_quantity":{json.dumps(level["new_quantity"])}'
+                )
         self.timestamp = timestamp
 
-    def snapshot_frame(self, product: str) -> dict[str, Any]:
-        updates = []
-        for side, descending in (("bid", True), ("offer", False)):
-            for price in sorted(self.sides[side], reverse=descending):
-                text, size = self.sides[side][price]
-                updates.append(
-                    {
-                        "side": side,
-                        "event_time": self.timestamp,
-                        "price_level": text,
-                        "new_quantity": size,
-                    }
-                )
-        return {
-            "channel": "l2_data",
-            "timestamp": self.timestamp,
-            "sequence_num": 0,
-            "events": [{"type": "snapshot", "product_id": product, "updates": updates}],
-        }
+    def snapshot_text(self, product: str) -> str:
+        """A compact ``l2_data`` snapshot frame (``sequence_num`` 0, to be numbered)."""
+        stamp = json.dumps(self.timestamp)
+        levels = [
+            f'{{"side":"{side}","event_time":{stamp},{self.sides[side][price]}}}'
+            for side, descending in (("bid", True), ("offer", False))
+            for price in sorted(self.sides[side], reverse=descending)
+        ]
+        return (
+            f'{{"channel":"l2_data","timestamp":{stamp},"sequence_num":0,"events":[{{"type":'
+            f'"snapshot","product_id":{json.dumps(product)},"updates":[{",".join(levels)}]}}]}}'
+        )
 
 
 class CoinbaseFakeVenue(FakeVenue):
@@ -238,7 +237,7 @@ class CoinbaseFakeVenue(FakeVenue):
             return []
         self._included[(conn.number, product)] = self._applied
         self.snapshots_synthesised.append((conn.number, product, self._applied))
-        return [self._numbered(conn, _compact(truth.snapshot_frame(product)))[0]]
+        return [self._numbered(conn, truth.snapshot_text(product))[0]]
 
     def _subscriptions_frame(self, conn: Connection) -> dict[str, Any]:
         subscriptions: dict[str, list[str]] = {}
