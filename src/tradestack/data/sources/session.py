@@ -45,14 +45,25 @@ DEFAULT_OPTIONS: dict[str, dict[str, Any]] = {
 def make_exchange(
     venue: str, *, base_url: str | None = None, options: dict[str, Any] | None = None
 ) -> Any:
-    """A tapped ccxt.pro exchange; ``base_url`` points it at a fake venue."""
+    """A tapped ccxt.pro exchange configured for market data; ``base_url`` points it elsewhere.
+
+    The adapter module's ``CCXT_CONFIG`` (if any) and :data:`DEFAULT_OPTIONS` come first,
+    ``options`` last. Against a ``base_url`` (a local fake venue) ccxt's throttle is off and the
+    currency list, which no recording holds and market data does not need, is not loaded.
+    """
     import ccxt.pro
 
     if venue not in ADAPTERS:
         raise ValueError(f"unknown venue {venue!r}; supported: {', '.join(sorted(ADAPTERS))}")
-    config: dict[str, Any] = {"options": {**DEFAULT_OPTIONS.get(venue, {}), **(options or {})}}
+    module = importlib.import_module(ADAPTERS[venue].partition(":")[0])
+    base: dict[str, Any] = getattr(module, "CCXT_CONFIG", {})
+    config: dict[str, Any] = {
+        **base,
+        "options": {**base.get("options", {}), **DEFAULT_OPTIONS.get(venue, {}), **(options or {})},
+    }
     if base_url is not None:
-        config["enableRateLimit"] = False  # a local venue: ccxt's throttle would only add delay
+        config["enableRateLimit"] = False
+        config["has"] = {**base.get("has", {}), "fetchCurrencies": False}
     exchange = tapped_exchange(getattr(ccxt.pro, venue))(config)
     if base_url is not None:
         point_at(exchange, base_url)

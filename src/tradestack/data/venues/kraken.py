@@ -29,7 +29,7 @@ import re
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from tradestack.core.events import AggressorSide, QuoteTick, TradeTick
 from tradestack.core.ids import InstrumentId
@@ -43,16 +43,19 @@ _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 _DIGITS = re.compile(r"[0-9]{1,10}")
 
 
-@dataclass(frozen=True, slots=True)
-class KrakenLevel:
+class KrakenLevel(NamedTuple):
     """One price level as sent: floats for the book, the exact strings for the checksum."""
 
     price: float
     size: float
     price_text: str
     size_text: str
-    ts_ns: int
+    ts_text: str
     republished: bool = False
+
+    @property
+    def ts_ns(self) -> int:
+        return seconds_to_ns(self.ts_text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +89,22 @@ def _decimal(text: Any, what: str) -> float:
 
 def parse_level(raw: Any, what: str) -> KrakenLevel:
     """``[price, volume, timestamp]`` or ``[price, volume, timestamp, "r"]`` of strings."""
-    if not isinstance(raw, list) or len(raw) not in (3, 4):
+    if type(raw) is not list or not 3 <= len(raw) <= 4:
+        raise MalformedMessage(f"{what}: bad level {raw!r}")
+    price, size, ts = raw[0], raw[1], raw[2]
+    match = _DECIMAL.fullmatch
+    if not (
+        type(price) is str
+        and type(size) is str
+        and type(ts) is str
+        and match(price)
+        and match(size)
+        and match(ts)
+    ):
         raise MalformedMessage(f"{what}: bad level {raw!r}")
     if len(raw) == 4 and raw[3] != "r":
         raise MalformedMessage(f"{what}: unknown level flag {raw[3]!r}")
-    return KrakenLevel(
-        price=_decimal(raw[0], what),
-        size=_decimal(raw[1], what),
-        price_text=raw[0],
-        size_text=raw[1],
-        ts_ns=decimal_to_ns(raw[2]),
-        republished=len(raw) == 4,
-    )
+    return KrakenLevel(float(price), float(size), price, size, ts, len(raw) == 4)
 
 
 def depth_of(channel_name: Any) -> int:
@@ -153,17 +160,21 @@ def parse_book_message(message: Any) -> BookMessage:
                 changes.extend((is_bid, parse_level(level, key)) for level in levels)
     if not changes and not is_snapshot:
         raise MalformedMessage("update without levels")
-    ts_event = max((level.ts_ns for _, level in changes), default=0)
-    fresh = [level.ts_ns for _, level in changes if not level.republished]
     return BookMessage(
         message[-1],
         depth,
         is_snapshot,
         tuple(changes),
         checksum,
-        ts_event,
-        max(fresh) if fresh else None,
+        _latest(level for _, level in changes) or 0,
+        _latest(level for _, level in changes if not level.republished),
     )
+
+
+def _latest(levels: Iterable[KrakenLevel]) -> int | None:
+    # a float orders Kraken's microsecond times exactly; only the latest is converted exactly
+    texts = [level.ts_text for level in levels]
+    return seconds_to_ns(max(texts, key=float)) if texts else None
 
 
 def checksum_text(text: str) -> str:
@@ -223,6 +234,8 @@ class KrakenBookSync(BookSync):
         parsed = parse_book_message(message)
         if self.pair is not None and parsed.pair != self.pair:
             raise MalformedMessage(f"frame for {parsed.pair!r} fed to the {self.pair!r} book")
+        if parsed.depth != self.depth:
+            raise MalformedMessage(f"book-{parsed.depth} frame fed to a depth {self.depth} book")
         if parsed.is_snapshot:
             return self._on_snapshot(parsed, ts_recv_ns)
         if self.state is not SyncState.LIVE:
