@@ -72,9 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=_cmd_replay)
 
     fake = sub.add_parser("fake-venue", help="serve a recorded session on 127.0.0.1")
-    fake.add_argument("--venue", required=True, choices=["binance", "binanceusdm"])
+    fake.add_argument(
+        "--venue", required=True, choices=["binance", "binanceusdm", "coinbase", "kraken", "kucoin"]
+    )
     fake.add_argument("--recording", type=Path, action="append", required=True)
-    fake.add_argument("--exchange-info", type=Path, required=True, help="recorded exchangeInfo")
+    fake.add_argument(
+        "--metadata", type=Path, help="recorded market list (exchangeInfo, AssetPairs, symbols)"
+    )
     fake.add_argument("--speed", type=float, help="x recorded pace (default: as fast as read)")
     fake.add_argument("--port", type=int, default=0)
     fake.set_defaults(func=_cmd_fake_venue)
@@ -156,20 +160,24 @@ def _cmd_fake_venue(args: argparse.Namespace) -> int:
     import asyncio
 
     from tradestack.testing.fake_venue import FakeVenueServer
-    from tradestack.testing.venues.binance import BinanceFakeVenue
+    from tradestack.testing.venues import make_fake_venue
+
+    missing = [str(p) for p in [*args.recording, args.metadata] if p and not p.is_file()]
+    if missing:
+        return _fail(f"file not found: {', '.join(missing)}")
 
     async def serve() -> None:
-        venue = BinanceFakeVenue(
-            args.recording,
-            futures=args.venue == "binanceusdm",
-            exchange_info=args.exchange_info,
-            speed=args.speed,
+        venue = make_fake_venue(
+            args.venue, args.recording, metadata=args.metadata, speed=args.speed
         )
         async with FakeVenueServer(venue, port=args.port) as server:
             print(f"fake {args.venue} on {server.base_url} (Ctrl-C to stop)", flush=True)
             await asyncio.Event().wait()
 
-    asyncio.run(serve())
+    try:
+        asyncio.run(serve())
+    except ValueError as exc:
+        return _fail(str(exc))
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ methods the live tap calls, so a replay reproduces the live books and events exa
 from __future__ import annotations
 
 import asyncio
+import difflib
 import importlib
 import json
 import time
@@ -77,6 +78,18 @@ def make_adapter(venue: str, exchange: Any, symbols: list[str]) -> VenueAdapter:
     return adapter
 
 
+def check_symbols(venue: str, markets: dict[str, Any], symbols: list[str]) -> None:
+    """Raise ``ValueError`` naming each unknown symbol, with the closest listed ones."""
+    problems = []
+    for symbol in symbols:
+        if symbol not in markets:
+            close = difflib.get_close_matches(symbol, list(markets), n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            problems.append(f"{symbol!r}{hint}")
+    if problems:
+        raise ValueError(f"{venue} has no market {'; '.join(problems)}")
+
+
 @dataclass
 class Progress:
     """Messages seen so far, for the progress line."""
@@ -109,7 +122,12 @@ async def record(
     from tradestack.data.catalog import Catalog
 
     exchange = make_exchange(venue, base_url=base_url)
-    await exchange.load_markets()
+    try:
+        await exchange.load_markets()
+        check_symbols(venue, exchange.markets, symbols)
+    except BaseException:
+        await exchange.close()
+        raise
     kinds = tuple(kinds)
     header = {
         "venue": venue,
