@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/tradestack backtest examples/configs/sma_cross.yaml --out $(OUT)/sma_cross
 	$(BIN)/tradestack backtest examples/configs/momentum.yaml --out $(OUT)/momentum
-	$(BIN)/tradestack replay examples/data/recordings/binance-spot-btcusdt-2024-08-08.jsonl.gz --catalog $(OUT)/catalog
+	$(BIN)/tradestack replay examples/data/recordings/binance-spot-btcusdt-2024-08-08.jsonl.gz --catalog $(OUT)/catalog --require-clean
 
 ## test: install dev extras, then lint, type check, layer contracts and the whole test suite
 test: lint typecheck unit

@@ -5,6 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Deterministic property tests: the same examples every run (CI and locally).
+settings.register_profile("tradestack", derandomize=True)
+settings.load_profile("tradestack")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="replay a raw recording through the live code path")
     replay.add_argument("recording", type=Path, help="a .jsonl.gz written by `tradestack record`")
     replay.add_argument("--catalog", type=Path, help="also write normalized rows here")
+    replay.add_argument(
+        "--require-clean",
+        action="store_true",
+        help="with --catalog: fail (exit 2) if the validation gates quarantine any row",
+    )
     replay.set_defaults(func=_cmd_replay)
 
     fake = sub.add_parser("fake-venue", help="serve a recorded session on 127.0.0.1")
@@ -134,19 +139,31 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from tradestack.data.catalog import Catalog
     from tradestack.data.recorder import CatalogSink
     from tradestack.data.sources.session import replay
+    from tradestack.data.validation import QuarantineError, ValidationConfig
 
     if not args.recording.is_file():
         return _fail(f"recording not found: {args.recording}")
-    sink = CatalogSink(Catalog(args.catalog)) if args.catalog else None
+    sink = None
+    if args.catalog:
+        sink = CatalogSink(
+            Catalog(args.catalog), validate=ValidationConfig(), require_clean=args.require_clean
+        )
     try:
         state, feed = replay(
             args.recording, sink=sink or (lambda event: None), progress=_progress_printer()
         )
+        if sink is not None:
+            sink.flush()
+    except QuarantineError as exc:
+        return _fail(f"{exc} (nothing of that batch was written)")
     except ValueError as exc:
         return _fail(str(exc))
-    if sink is not None:
-        sink.flush()
     print(f"\nreplayed {state.line()}")
+    if sink is not None:
+        bad = sink.quarantined()
+        rows = sum(report.rows for report in sink.reports)
+        detail = ", ".join(f"{n} {reason}" for reason, n in sorted(bad.items())) or "none"
+        print(f"catalog {args.catalog}: {rows:,} rows validated, quarantined: {detail}")
     for symbol, book in feed.adapter.books.items():
         stats = book.stats
         print(

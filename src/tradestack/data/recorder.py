@@ -29,6 +29,7 @@ from tradestack.core.events import (
 )
 from tradestack.data.book.sync import BookUpdate
 from tradestack.data.catalog import Catalog
+from tradestack.data.validation import ValidationConfig, ValidationReport
 
 RAW_FORMAT = "tradestack-1"
 
@@ -79,12 +80,25 @@ class CatalogSink:
     """Buffers normalized events per series and appends them to the catalog in batches.
 
     Call it with each event (it is a feed sink); :meth:`flush` writes what is buffered. Rows of
-    one series keep arrival order, so a replay of the catalog sees them as the feed did.
+    one series keep arrival order, so a replay of the catalog sees them as the feed did. With
+    ``validate``, every batch goes through the validation gates (bad rows to quarantine, counted
+    in :meth:`quarantined`); with ``require_clean`` too, a batch with a bad row raises
+    ``QuarantineError`` and is not written.
     """
 
-    def __init__(self, catalog: Catalog, *, flush_rows: int = 100_000) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        flush_rows: int = 100_000,
+        validate: ValidationConfig | None = None,
+        require_clean: bool = False,
+    ) -> None:
         self.catalog = catalog
         self.flush_rows = flush_rows
+        self.validate = validate
+        self.require_clean = require_clean
+        self.reports: list[ValidationReport] = []
         self._columns: dict[tuple[str, str, str], dict[str, list[Any]]] = {}
         self._rows = 0
         self.written: dict[str, int] = {}
@@ -114,11 +128,28 @@ class CatalogSink:
             if not columns["ts_event_ns"]:
                 continue
             frame = pl.DataFrame(columns, schema=kind_schema(kind))
-            self.catalog.write(venue, kind, symbol, frame)
+            result = self.catalog.write(
+                venue,
+                kind,
+                symbol,
+                frame,
+                validate=self.validate,
+                require_clean=self.require_clean,
+            )
+            if result.report is not None:
+                self.reports.append(result.report)
             self.written[kind] = self.written.get(kind, 0) + frame.height
             for values in columns.values():
                 values.clear()
         self._rows = 0
+
+    def quarantined(self) -> dict[str, int]:
+        """Quarantined rows per reason over every validated write so far."""
+        counts: dict[str, int] = {}
+        for report in self.reports:
+            for reason, count in report.reasons.items():
+                counts[reason] = counts.get(reason, 0) + count
+        return counts
 
 
 def _add_book(sink: CatalogSink, update: BookUpdate) -> int:

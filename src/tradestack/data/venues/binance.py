@@ -45,6 +45,7 @@ class BinanceBookSync(BookSync):
         self._last_u: int | None = None
         self._snapshot_id = 0
         self._awaiting_first = False
+        self._newest_event_ns = 0
 
     def reset(self) -> None:
         super().reset()
@@ -63,7 +64,10 @@ class BinanceBookSync(BookSync):
             raise MalformedMessage(f"bad depth snapshot: {exc}") from exc
         if self.state is SyncState.STALE:
             self.stats.resyncs += 1
-        ts_event = int(body.get("T") or body.get("E") or 0) * MS or ts_recv_ns
+        # Spot snapshots carry no time: stamp them with the newest exchange time seen on the
+        # stream, so exchange-time ordering holds even when the local clock is skewed.
+        ts_event = int(body.get("T") or body.get("E") or 0) * MS or self._newest_event_ns
+        ts_event = ts_event or ts_recv_ns
         self.book.load(bids, asks)
         self._snapshot_id = last_id
         self._last_u = last_id
@@ -103,6 +107,8 @@ class BinanceBookSync(BookSync):
         asks = parse_levels(message["a"], "asks")
         if first_id > last_id:
             raise MalformedMessage(f"U {first_id} > u {last_id}")
+        ts_event = int(message.get("T") or message.get("E") or 0) * MS
+        self._newest_event_ns = max(self._newest_event_ns, ts_event)
         if self.state is not SyncState.LIVE:
             self._buffer.append((message, ts_recv_ns))
             self.stats.buffered += 1
@@ -134,7 +140,6 @@ class BinanceBookSync(BookSync):
                 return None
         self._last_u = last_id
         changes = self._apply_levels(bids, asks)
-        ts_event = int(message.get("T") or message.get("E") or 0) * MS
         return self._publish(
             changes,
             ts_event_ns=ts_event,
