@@ -71,3 +71,33 @@ def test_watchdog_marks_a_silent_feed_stale(shared_data: Path) -> None:
     assert feed.stats.stale_alerts >= 1
     assert sync.state is SyncState.STALE
     assert any(reason.startswith("no message for") for reason in sync.stats.gap_reasons)
+
+
+def test_an_unsupported_subscription_is_reported_once_and_ends(shared_data: Path) -> None:
+    """ccxt's NotSupported cannot be cured by retrying: the watcher stops, the feed goes on."""
+    from functools import partial
+
+    from tradestack.data.sources.binance import BinanceAdapter
+
+    class WithFunding(BinanceAdapter):
+        def watchers(self, kinds: Any) -> list[Any]:
+            call = partial(self.exchange.watch_funding_rate, "BTC/USDT")
+            return [*super().watchers(kinds), ("funding", "BTC/USDT", call)]
+
+    async def run() -> CcxtFeed:
+        venue = BinanceFakeVenue(
+            [shared_data / SPOT], exchange_info=shared_data / SPOT_INFO, max_frames=300
+        )
+        async with FakeVenueServer(venue) as server:
+            exchange = make_exchange("binance", base_url=server.base_url)
+            feed = CcxtFeed(WithFunding(exchange, ["BTC/USDT"]), lambda e: None, kinds=("book",))
+            async with feed:
+                await asyncio.wait_for(venue.finished.wait(), 30)
+                await asyncio.sleep(0.2)
+                assert feed.adapter.books["BTC/USDT"].is_live
+        return feed
+
+    feed = asyncio.run(run())
+    gave_up = [e for e in feed.stats.errors if "gave up: NotSupported" in e]
+    assert len(gave_up) == 1
+    assert feed.stats.reconnects == 0

@@ -240,6 +240,13 @@ class CcxtFeed:
                 attempt = 0
             except asyncio.CancelledError:
                 raise
+            except (ccxt.NotSupported, ccxt.BadSymbol, ccxt.AuthenticationError) as exc:
+                # Retrying cannot help: report it once and end this subscription only.
+                self.stats.errors.append(f"{kind} {symbol}: gave up: {type(exc).__name__}: {exc}")
+                log.error(
+                    "%s %s %s subscription stopped: %s", self.adapter.venue, kind, symbol, exc
+                )
+                return
             except (ccxt.ChecksumError, ccxt.InvalidNonce) as exc:
                 # ccxt's own book saw a gap: it drops that book and the next watch call
                 # re-subscribes. Ours has its own gap detection and is left alone.
@@ -254,6 +261,11 @@ class CcxtFeed:
                     sync = self.adapter.books[symbol]
                     sync.reset()
                     sync.mark_stale("disconnected")
+                await asyncio.sleep(self.backoff.delay(attempt, self._rng))
+                attempt += 1
+            except Exception as exc:  # a bug in ccxt or ours must not end the subscription
+                self.stats.errors.append(f"{kind} {symbol}: {type(exc).__name__}: {exc}")
+                log.exception("%s %s %s watch failed", self.adapter.venue, kind, symbol)
                 await asyncio.sleep(self.backoff.delay(attempt, self._rng))
                 attempt += 1
 
