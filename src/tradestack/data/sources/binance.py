@@ -8,7 +8,7 @@ from typing import Any
 
 from tradestack.core.events import MarketEvent
 from tradestack.data.book.sync import BookSync, BookUpdate
-from tradestack.data.sources.ccxt_feed import VenueAdapter, Watcher
+from tradestack.data.sources.ccxt_feed import RestSnapshotAdapter, Watcher
 from tradestack.data.venues.binance import (
     BinanceBookSync,
     event_type,
@@ -19,7 +19,7 @@ from tradestack.data.venues.binance import (
 )
 
 
-class BinanceAdapter(VenueAdapter):
+class BinanceAdapter(RestSnapshotAdapter):
     """Binance spot (``binance``) or USD-M (``binanceusdm``) market data.
 
     ccxt's own Binance book follows the same U/u/pu rules, so its REST snapshot (fetched when
@@ -62,17 +62,8 @@ class BinanceAdapter(VenueAdapter):
             return [parse_mark_price(payload, iid, ts_recv_ns)]
         return []
 
-    def ccxt_snapshot(self, symbol: str, book: Any) -> list[BookUpdate]:
-        sync = self.books.get(symbol)
-        if not isinstance(sync, BinanceBookSync) or sync.is_live:
-            return []
-        return sync.on_snapshot(_ccxt_book_body(book), self.snapshot_ts_ns)
-
-    async def resync(self, symbol: str) -> list[BookUpdate]:
-        # The snapshot reaches the book through the feed's snapshot tap (ccxt_snapshot), the
-        # same path as ccxt's own fetch, so a recording replays both identically.
-        await self.exchange.fetch_order_book(symbol, self.snapshot_limit)
-        return []
+    def snapshot_body(self, book: Any) -> dict[str, Any]:
+        return _ccxt_book_body(book)
 
     def watchers(self, kinds: Iterable[str]) -> list[Watcher]:
         ex = self.exchange

@@ -109,6 +109,35 @@ class VenueAdapter(ABC):
         return [(k, s, partial(methods[k], s)) for k in kinds for s in self.symbols]
 
 
+class RestSnapshotAdapter(VenueAdapter):
+    """Venues whose diff stream joins a REST snapshot (Binance, KuCoin).
+
+    ccxt fetches the same snapshot for its own book when it subscribes; it reaches ours through
+    the feed's snapshot tap (:meth:`ccxt_snapshot`). Our resync is one more
+    ``fetch_order_book``, whose result arrives by the same tap, so a recording holds every
+    snapshot and replays it identically. Subclasses say how a ccxt book maps to the body their
+    sync's ``on_snapshot`` reads.
+    """
+
+    snapshot_limit: int | None = None
+
+    @abstractmethod
+    def snapshot_body(self, book: Any) -> dict[str, Any]:
+        """A ccxt order book (``nonce`` = the venue's update id) as the venue's REST body."""
+
+    def ccxt_snapshot(self, symbol: str, book: Any) -> list[BookUpdate]:
+        sync = self.books.get(symbol)
+        on_snapshot = getattr(sync, "on_snapshot", None)
+        if sync is None or sync.is_live or on_snapshot is None:
+            return []
+        updates: list[BookUpdate] = on_snapshot(self.snapshot_body(book), self.snapshot_ts_ns)
+        return updates
+
+    async def resync(self, symbol: str) -> list[BookUpdate]:
+        await self.exchange.fetch_order_book(symbol, self.snapshot_limit)
+        return []
+
+
 def tapped_exchange(exchange_class: type[Any]) -> type[Any]:
     """Subclass a ccxt.pro exchange so every decoded frame and REST book snapshot is tapped.
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from tradestack.core.events import MarketEvent
 from tradestack.data.book.sync import BookSync, BookUpdate
-from tradestack.data.sources.ccxt_feed import VenueAdapter, Watcher
+from tradestack.data.sources.ccxt_feed import RestSnapshotAdapter, Watcher
 from tradestack.data.venues.kucoin import (
     KucoinBookSync,
     parse_match,
@@ -35,7 +35,7 @@ CCXT_CONFIG: dict[str, Any] = {
 }
 
 
-class KucoinAdapter(VenueAdapter):
+class KucoinAdapter(RestSnapshotAdapter):
     """KuCoin spot (``kucoin``) market data: ``/market/level2`` books, matches, tickers.
 
     ccxt's KuCoin book follows the same snapshot + buffered-sequence rules to start, so the
@@ -79,17 +79,8 @@ class KucoinAdapter(VenueAdapter):
             return [parse_ticker(data, self.instrument(symbol), ts_recv_ns)]
         return []
 
-    def ccxt_snapshot(self, symbol: str, book: Any) -> list[BookUpdate]:
-        sync = self.books.get(symbol)
-        if not isinstance(sync, KucoinBookSync) or sync.is_live:
-            return []
-        return sync.on_snapshot(ccxt_book_body(book), self.snapshot_ts_ns)
-
-    async def resync(self, symbol: str) -> list[BookUpdate]:
-        # The snapshot reaches the book through the feed's snapshot tap (ccxt_snapshot), the
-        # same path as ccxt's own fetch, so a recording replays both identically.
-        await self.exchange.fetch_order_book(symbol, self.snapshot_limit)
-        return []
+    def snapshot_body(self, book: Any) -> dict[str, Any]:
+        return ccxt_book_body(book)
 
     def watchers(self, kinds: Iterable[str]) -> list[Watcher]:
         ex = self.exchange
