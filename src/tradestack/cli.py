@@ -155,7 +155,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         if sink is not None:
             sink.flush()
     except QuarantineError as exc:
-        return _fail(f"{exc} (nothing of that batch was written)")
+        return _fail(f"{exc} (those rows were not written)")
     except ValueError as exc:
         return _fail(str(exc))
     print(f"\nreplayed {state.line()}")

@@ -7,7 +7,9 @@ The raw file is our own recorder line format, read back by
   (``markets`` = ccxt's market structures of the recorded symbols, so a replay needs no network);
 - ``{"t": "recv", "url", "ts_ns", "data"}`` per WebSocket frame, ``data`` being the decoded frame
   re-serialized (ccxt decodes frames before any tap can see them; keys and values are kept);
-- ``{"t": "snapshot", "symbol", "ts_ns", "data"}`` per REST book snapshot fetched through ccxt.
+- ``{"t": "snapshot", "symbol", "ts_ns", "data"}`` per REST book snapshot fetched through ccxt;
+- ``{"t": "control", "symbol", "ts_ns", "data": {"action", "reason"}}`` when a book was reset
+  (disconnect) or marked stale (silence): state changes no frame shows, replayed as they were.
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ class RawFrameWriter:
         }
         self._write({"t": "snapshot", "symbol": symbol, "ts_ns": ts_recv_ns, "data": body})
 
+    def control(self, symbol: str, action: str, reason: str, ts_ns: int) -> None:
+        """A book state change no frame shows (``reset`` on disconnect, ``stale`` on silence)."""
+        data = {"action": action, "reason": reason}
+        self._write({"t": "control", "symbol": symbol, "ts_ns": ts_ns, "data": data})
+
     def close(self) -> None:
         self._handle.close()
 
@@ -101,6 +108,7 @@ class CatalogSink:
         self.reports: list[ValidationReport] = []
         self._columns: dict[tuple[str, str, str], dict[str, list[Any]]] = {}
         self._rows = 0
+        self._next_flush = flush_rows
         self.written: dict[str, int] = {}
 
     def _buffer(self, venue: str, kind: str, symbol: str) -> dict[str, list[Any]]:
@@ -118,30 +126,49 @@ class CatalogSink:
         if add is None:
             return
         self._rows += add(self, event)
-        if self._rows >= self.flush_rows:
+        if self._rows >= self._next_flush:
             self.flush()
 
     def flush(self) -> None:
-        from tradestack.data.catalog.schema import kind_schema
+        """Write every buffered series.
 
+        A series refused by ``require_clean`` is dropped (its rows are what the gates refused;
+        the error names them). Any other failure (disk full...) keeps that series buffered for
+        the next flush. Other series are written either way; the first error is raised after.
+        """
+        from tradestack.data.catalog.schema import kind_schema
+        from tradestack.data.validation import QuarantineError
+
+        first_error: Exception | None = None
         for (venue, kind, symbol), columns in self._columns.items():
             if not columns["ts_event_ns"]:
                 continue
             frame = pl.DataFrame(columns, schema=kind_schema(kind))
-            result = self.catalog.write(
-                venue,
-                kind,
-                symbol,
-                frame,
-                validate=self.validate,
-                require_clean=self.require_clean,
-            )
-            if result.report is not None:
-                self.reports.append(result.report)
-            self.written[kind] = self.written.get(kind, 0) + frame.height
+            try:
+                result = self.catalog.write(
+                    venue,
+                    kind,
+                    symbol,
+                    frame,
+                    validate=self.validate,
+                    require_clean=self.require_clean,
+                )
+            except QuarantineError as exc:
+                first_error = first_error or exc
+            except Exception as exc:
+                first_error = first_error or exc
+                continue
+            else:
+                if result.report is not None:
+                    self.reports.append(result.report)
+                self.written[kind] = self.written.get(kind, 0) + frame.height
             for values in columns.values():
                 values.clear()
-        self._rows = 0
+        self._rows = sum(len(c["ts_event_ns"]) for c in self._columns.values())
+        # After a failed write, wait for another full batch before retrying.
+        self._next_flush = self._rows + self.flush_rows
+        if first_error is not None:
+            raise first_error
 
     def quarantined(self) -> dict[str, int]:
         """Quarantined rows per reason over every validated write so far."""

@@ -84,3 +84,19 @@ def test_record_rejects_an_unknown_venue(
     code = main(["record", "--venue", "nasdaq", "--symbols", "X", "--out", str(tmp_path)])
     assert code == 2
     assert "unknown venue 'nasdaq'" in capsys.readouterr().err
+
+
+def test_a_recording_cut_short_replays_up_to_the_cut(tmp_path: Path) -> None:
+    """A recorder killed before closing its file leaves no gzip trailer and a partial line."""
+    import shutil
+
+    source = Path(__file__).resolve().parents[3] / "examples" / "data" / "recordings"
+    whole = next(source.glob("*.jsonl.gz"))
+    raw = whole.read_bytes()
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(raw[: len(raw) * 2 // 3])
+    shutil.copy(whole, tmp_path / "whole.jsonl.gz")
+    full_state, _ = replay(tmp_path / "whole.jsonl.gz", sink=lambda event: None)
+    cut_state, feed = replay(cut, sink=lambda event: None)
+    assert 0 < cut_state.messages < full_state.messages
+    assert feed.adapter.books["BTC/USDT"].stats.malformed == 0

@@ -321,3 +321,46 @@ def test_config_rejects_bad_settings() -> None:
         ValidationConfig(disabled=frozenset({"outlier"}))
     with pytest.raises(ValueError, match="book_sequence"):
         ValidationConfig(book_sequence="strict")  # type: ignore[arg-type]
+
+
+def test_a_snapshot_starts_a_new_sequence_count() -> None:
+    """Coinbase numbers restart on reconnect; the new snapshot must not read as going back."""
+    import polars as pl
+
+    from tradestack.data.validation import ValidationConfig, validate
+
+    rows = [  # (sequence, is_snapshot)
+        (10, True),
+        (11, False),
+        (12, False),  # first connection
+        (1, True),
+        (1, True),
+        (2, False),  # reconnect: snapshot, numbers from the start
+        (1, False),  # this one really goes back
+    ]
+    frame = pl.DataFrame(
+        {
+            "ts_event_ns": list(range(1, len(rows) + 1)),
+            "ts_recv_ns": list(range(1, len(rows) + 1)),
+            "side": ["bid"] * len(rows),
+            "price": [100.0 + i for i in range(len(rows))],
+            "size": [1.0] * len(rows),
+            "sequence": [s for s, _ in rows],
+            "is_snapshot": [b for _, b in rows],
+            "batch_end": [True] * len(rows),
+        },
+        schema_overrides={"ts_event_ns": pl.Int64, "ts_recv_ns": pl.Int64, "sequence": pl.Int64},
+    )
+    result = validate("book", frame, ValidationConfig())
+    assert result.report.reasons == {"sequence_backwards": 1}
+    assert result.quarantined["price"].to_list() == [106.0]  # the last row, not the snapshot
+
+
+def test_the_validation_package_imports_on_its_own() -> None:
+    """Imported before the catalog, the gates' use of the catalog schemas must not be circular."""
+    import subprocess
+    import sys
+
+    code = "from tradestack.data.validation import ValidationConfig, validate; print('ok')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -298,3 +298,32 @@ def test_decoder_drops_junk_frames_and_a_junk_l2_frame_stales_every_book(
     assert all(s.state is SyncState.STALE for s in dec.books.values())
     dec.on_frame({"channel": "ticker", "sequence_num": last + 3, "events": []}, 0)
     assert dec.connections[0].gap_ranges == [(last + 2, last + 3)]
+
+
+def test_a_replayed_reconnect_restarts_the_numbering_and_the_book() -> None:
+    """Without sockets (a replay), a sequence_num of 0 after higher ones is a new connection:
+    the new snapshot is loaded, nothing of the old book survives."""
+    from tradestack.data.venues.coinbase import CoinbaseBookSync, CoinbaseDecoder
+
+    def frame(seq: int, kind: str, levels: list[tuple[str, str, str]]) -> dict[str, Any]:
+        updates = [{"side": s, "price_level": p, "new_quantity": q} for s, p, q in levels]
+        return {
+            "channel": "l2_data",
+            "timestamp": "2024-01-01T00:00:00Z",
+            "sequence_num": seq,
+            "events": [{"type": kind, "product_id": "BTC-USD", "updates": updates}],
+        }
+
+    decoder = CoinbaseDecoder({"BTC-USD": InstrumentId("BTC/USD", "coinbase")})
+    sync = CoinbaseBookSync(InstrumentId("BTC/USD", "coinbase"), "BTC-USD")
+    decoder.books["BTC-USD"] = sync
+    old = [frame(0, "snapshot", [("bid", "100", "1"), ("offer", "101", "1")])]
+    old += [frame(i, "update", [("bid", f"{99 - i}", "1")]) for i in range(1, 6)]
+    new = [frame(0, "snapshot", [("bid", "200", "1"), ("offer", "201", "1")])]
+    new += [frame(1, "update", [("bid", "199", "2")]), frame(2, "update", [("offer", "202", "1")])]
+    for f in old + new:
+        decoder.on_frame(f, 1)
+    assert sync.is_live
+    assert sync.book.bids() == [(200.0, 1.0), (199.0, 2.0)]
+    assert sync.book.asks() == [(201.0, 1.0), (202.0, 1.0)]
+    assert len(decoder.connections) == 2

@@ -10,6 +10,7 @@ sync never publishes, so a consumer never sees a book that is known to be wrong.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -65,6 +66,17 @@ class BookUpdate:
     changes: tuple[tuple[bool, float, float], ...]
 
 
+def snapshot_first(updates: list[BookUpdate]) -> list[BookUpdate]:
+    """Keep a snapshot from sorting after the updates joined to it (clock skew between a REST
+    server's time and the stream's): it takes the first joined update's time if that is earlier.
+    """
+    if len(updates) > 1 and updates[0].is_snapshot:
+        first = updates[1].ts_event_ns
+        if first < updates[0].ts_event_ns:
+            updates[0] = dataclasses.replace(updates[0], ts_event_ns=first)
+    return updates
+
+
 def parse_levels(raw: Any, what: str) -> list[Level]:
     """``[[price, size, ...], ...]`` of strings or numbers → ``[(price, size)]``; raises on junk."""
     if not isinstance(raw, list):
@@ -110,6 +122,14 @@ class BookSync(ABC):
         self.book.clear()
         self.state = SyncState.AWAITING_SNAPSHOT
         self.resync_requested = False
+
+    def disconnected(self, reason: str) -> None:
+        """The connection carrying this book was lost: forget it, count the gap, and wait for
+        the snapshot the re-subscription brings (no REST resync: its diffs could not arrive)."""
+        self.reset()
+        self.state = SyncState.STALE
+        self.stats.gaps += 1
+        self.stats.gap_reasons.append(reason)
 
     def _apply_levels(
         self, bids: list[Level], asks: list[Level]

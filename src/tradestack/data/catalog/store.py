@@ -27,7 +27,6 @@ from tradestack.data.catalog.paths import (
 from tradestack.data.catalog.schema import base_kind, conform, kind_schema
 from tradestack.data.catalog.writer import StagedPart, discard, next_write_ns, publish, stage
 from tradestack.data.validation.config import ValidationConfig
-from tradestack.data.validation.quarantine import validate as run_gates
 from tradestack.data.validation.report import (
     ISSUES,
     REASON_SEPARATOR,
@@ -108,6 +107,10 @@ class Catalog:
         report = None
         quarantined = issues = None
         if validate is not None:
+            # Imported here: the gates use the catalog's schemas, so a module-level import
+            # would make `import tradestack.data.validation` circular.
+            from tradestack.data.validation.quarantine import validate as run_gates
+
             result = run_gates(kind, frame, validate)
             report = result.report
             if require_clean and not report.is_clean:

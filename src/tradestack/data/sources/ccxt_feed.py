@@ -13,13 +13,12 @@ snapshot. A watchdog marks feeds stale when nothing arrived for ``stale_after_s`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -57,6 +56,8 @@ class FeedStats:
     reconnects: int = 0
     stale_alerts: int = 0
     ccxt_book_errors: int = 0
+    hook_errors: int = 0
+    sink_errors: int = 0
     errors: deque[str] = field(default_factory=lambda: deque(maxlen=100))
 
 
@@ -189,6 +190,7 @@ class CcxtFeed:
         seed: int | None = None,
         on_raw: Callable[[str, Any, int], None] | None = None,
         on_snapshot: Callable[[str, Any, int], None] | None = None,
+        on_control: Callable[[str, str, str, int], None] | None = None,
     ) -> None:
         unknown = set(kinds) - set(KINDS)
         if unknown:
@@ -203,19 +205,22 @@ class CcxtFeed:
         self.last_message_ns = 0
         self._raw_hook = on_raw
         self._snapshot_hook = on_snapshot
+        self._control_hook = on_control
         self.replaying = False
+        self._stopping = False
         self._rng = random.Random(seed)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self._resyncing: set[str] = set()
         self.exchange.tap = self.handle_frame
         self.exchange.tap_snapshot = self.handle_snapshot
 
     def handle_frame(self, url: str, message: Any, ts_recv_ns: int) -> None:
         """One decoded frame, live (from the tap) or replayed from a recording."""
+        if self._stopping:
+            return
         self.stats.messages += 1
         self.last_message_ns = ts_recv_ns
-        if self._raw_hook is not None:
-            self._raw_hook(url, message, ts_recv_ns)
+        self._call_hook(self._raw_hook, url, message, ts_recv_ns)
         try:
             events = self.adapter.on_raw(url, message, ts_recv_ns)
         except Exception as exc:  # one bad message never kills the feed
@@ -228,20 +233,58 @@ class CcxtFeed:
         for symbol, sync in self.adapter.books.items():
             if sync.resync_requested and symbol not in self._resyncing:
                 self._resyncing.add(symbol)
-                self._tasks.append(asyncio.get_running_loop().create_task(self._resync(symbol)))
+                self._spawn(self._resync(symbol))
 
     def handle_snapshot(self, symbol: str, book: Any, ts_recv_ns: int | None = None) -> None:
         """A REST book snapshot (ccxt's or ours), live or replayed."""
+        if self._stopping:
+            return
         ts = time.time_ns() if ts_recv_ns is None else ts_recv_ns
-        if self._snapshot_hook is not None:
-            self._snapshot_hook(symbol, book, ts)
+        self._call_hook(self._snapshot_hook, symbol, book, ts)
         self.adapter.snapshot_ts_ns = ts
         self._emit(self.adapter.ccxt_snapshot(symbol, book))
+
+    def handle_control(self, symbol: str, action: str, reason: str, ts_ns: int) -> None:
+        """A book state change that no frame shows (disconnect, silence); recorded for replay.
+
+        ``reset``: the connection was lost, wait for a new snapshot. ``stale``: stop
+        publishing and resync.
+        """
+        sync = self.adapter.books.get(symbol)
+        if sync is None:
+            return
+        if action == "reset":
+            sync.disconnected(reason)
+        else:
+            sync.mark_stale(reason)
+        self._call_hook(self._control_hook, symbol, action, reason, ts_ns)
+
+    def _call_hook(self, hook: Callable[..., None] | None, *args: Any) -> None:
+        if hook is None:
+            return
+        try:
+            hook(*args)
+        except Exception:  # a recorder failure must not cost the live book a frame
+            self.stats.hook_errors += 1
+            if self.stats.hook_errors == 1:
+                log.exception(
+                    "%s recorder hook failed; counting further failures", self.adapter.venue
+                )
 
     def _emit(self, events: Iterable[MarketEvent | BookUpdate]) -> None:
         for event in events:
             self.stats.events += 1
-            self.sink(event)
+            try:
+                self.sink(event)
+            except Exception:  # the consumer's failure is its own; the feed goes on
+                self.stats.sink_errors += 1
+                if self.stats.sink_errors == 1:
+                    log.exception("%s sink failed; counting further failures", self.adapter.venue)
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _resync(self, symbol: str) -> None:
         attempt = 0
@@ -278,18 +321,20 @@ class CcxtFeed:
                 return
             except (ccxt.ChecksumError, ccxt.InvalidNonce) as exc:
                 # ccxt's own book saw a gap: it drops that book and the next watch call
-                # re-subscribes. Ours has its own gap detection and is left alone.
+                # re-subscribes (a REST snapshot on Binance: back off as for any error).
+                # Ours has its own gap detection and is left alone.
                 self.stats.ccxt_book_errors += 1
                 self.stats.errors.append(f"{kind} {symbol}: ccxt book: {type(exc).__name__}")
-                await asyncio.sleep(self.backoff.delay(0, self._rng))
+                await asyncio.sleep(self.backoff.delay(attempt, self._rng))
+                attempt += 1
             except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
                 self.stats.reconnects += 1
                 self.stats.errors.append(f"{kind} {symbol}: {type(exc).__name__}: {exc}")
                 if kind == "book" and symbol in self.adapter.books:
-                    # Frames were lost with the connection: the book must be rebuilt.
-                    sync = self.adapter.books[symbol]
-                    sync.reset()
-                    sync.mark_stale("disconnected")
+                    # Frames were lost with the connection: the book waits for the snapshot
+                    # the re-subscription brings (asking REST now could publish a book whose
+                    # diffs cannot arrive until the socket is back).
+                    self.handle_control(symbol, "reset", "disconnected", time.time_ns())
                 await asyncio.sleep(self.backoff.delay(attempt, self._rng))
                 attempt += 1
             except Exception as exc:  # a bug in ccxt or ours must not end the subscription
@@ -305,8 +350,10 @@ class CcxtFeed:
             if self.last_message_ns and idle_s > self.stale_after_s:
                 self.stats.stale_alerts += 1
                 log.warning("%s feed stale: nothing for %.1f s", self.adapter.venue, idle_s)
-                for sync in self.adapter.books.values():
-                    sync.mark_stale(f"no message for {idle_s:.1f} s")
+                for symbol in self.adapter.books:
+                    self.handle_control(
+                        symbol, "stale", f"no message for {idle_s:.1f} s", time.time_ns()
+                    )
                 self.last_message_ns = time.time_ns()
 
     async def start(self) -> None:
@@ -316,18 +363,19 @@ class CcxtFeed:
         if "book" in self.kinds:
             for symbol in self.adapter.symbols:
                 self.adapter.books[symbol] = self.adapter.make_book(symbol)
-        loop = asyncio.get_running_loop()
         for kind, symbol, call in self.adapter.watchers(self.kinds):
-            self._tasks.append(loop.create_task(self._keep_watching(kind, symbol, call)))
-        self._tasks.append(loop.create_task(self._watchdog()))
+            self._spawn(self._keep_watching(kind, symbol, call))
+        self._spawn(self._watchdog())
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        """Cancel every task (also ones spawned while stopping), then close the exchange."""
+        self._stopping = True
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.difference_update(tasks)
         await self.exchange.close()
 
     async def __aenter__(self) -> CcxtFeed:

@@ -8,9 +8,11 @@ methods the live tap calls, so a replay reproduces the live books and events exa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import importlib
 import json
+import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from tradestack.core.events import MarketEvent
 from tradestack.data.book.sync import BookUpdate
 from tradestack.data.recorder import RAW_FORMAT, CatalogSink, RawFrameWriter
 from tradestack.data.recordings import FrameKind, read_recording
-from tradestack.data.sources.ccxt_feed import CcxtFeed, VenueAdapter, tapped_exchange
+from tradestack.data.sources.ccxt_feed import KINDS, CcxtFeed, VenueAdapter, tapped_exchange
 from tradestack.data.sources.ccxt_urls import point_at
 
 #: ccxt id → adapter ``module:Class``
@@ -121,6 +123,10 @@ async def record(
     """Run the live feed, writing raw frames to ``raw_path`` and rows to the catalog."""
     from tradestack.data.catalog import Catalog
 
+    kinds = tuple(kinds)
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ValueError(f"unknown kinds {unknown}; use some of {', '.join(KINDS)}")
     exchange = make_exchange(venue, base_url=base_url)
     try:
         await exchange.load_markets()
@@ -128,7 +134,6 @@ async def record(
     except BaseException:
         await exchange.close()
         raise
-    kinds = tuple(kinds)
     header = {
         "venue": venue,
         "symbols": symbols,
@@ -148,21 +153,31 @@ async def record(
         state.messages += 1
         writer.frame(url, message, ts)
 
-    feed = CcxtFeed(
-        make_adapter(venue, exchange, symbols),
-        on_event,
-        kinds=kinds,
-        on_raw=on_raw,
-        on_snapshot=writer.snapshot,
-    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows / threads
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
     deadline = None if duration_s is None else time.monotonic() + duration_s
     try:
+        feed = CcxtFeed(
+            make_adapter(venue, exchange, symbols),
+            on_event,
+            kinds=kinds,
+            on_raw=on_raw,
+            on_snapshot=writer.snapshot,
+            on_control=writer.control,
+        )
         async with feed:
-            while (deadline is None or time.monotonic() < deadline) and not (until and until()):
+            while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+                if until is not None and until():
+                    break
                 await asyncio.sleep(0.25)
                 if progress is not None:
                     progress(state)
     finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+        await exchange.close()
         writer.close()
         if sink is not None:
             sink.flush()
@@ -208,6 +223,9 @@ def replay(
             feed.handle_frame(frame.url, json.loads(frame.payload), frame.ts_ns)
         elif frame.kind is FrameKind.SNAPSHOT:
             feed.handle_snapshot(frame.conn, json.loads(frame.payload), frame.ts_ns)
+        elif frame.kind is FrameKind.CONTROL:
+            control = json.loads(frame.payload)
+            feed.handle_control(frame.conn, control["action"], control["reason"], frame.ts_ns)
         if progress is not None and state.messages % progress_every == 0:
             progress(state)
     return state, feed

@@ -149,11 +149,17 @@ def check_crossed(frame: pl.DataFrame, kind: str, config: ValidationConfig) -> p
 
 
 def check_sequence(frame: pl.DataFrame, kind: str, config: ValidationConfig) -> pl.DataFrame:
-    """Book rows whose non-zero ``sequence`` is below an earlier row's (the venue went back)."""
+    """Book rows whose non-zero ``sequence`` is below an earlier row's (the venue went back).
+
+    A snapshot starts a new count: venues whose numbering restarts on reconnect (Coinbase's
+    ``sequence_num``) send one before the new numbers, and must not be flagged for it.
+    """
     if base_kind(kind) != "book" or config.book_sequence == "off":
         return _failing(frame, {})
+    snapshot = pl.col("is_snapshot")
+    epoch = (snapshot & ~snapshot.shift(1, fill_value=False)).cum_sum()
     seq = pl.when(pl.col("sequence") != 0).then(pl.col("sequence"))
-    previous = seq.cum_max().shift(1).forward_fill()
+    previous = seq.cum_max().shift(1).forward_fill().over(epoch)
     return _failing(frame, {"sequence_backwards": seq < previous})
 
 

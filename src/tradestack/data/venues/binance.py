@@ -62,12 +62,30 @@ class BinanceBookSync(BookSync):
         except (KeyError, TypeError, ValueError) as exc:
             self.stats.malformed += 1
             raise MalformedMessage(f"bad depth snapshot: {exc}") from exc
+        # Diffs the snapshot already contains are dropped; the first one after it must join.
+        covered = [(m, r) for m, r in self._buffer if not self._after_snapshot(m, last_id)]
+        pending = [(m, r) for m, r in self._buffer if self._after_snapshot(m, last_id)]
+        if pending and not self._joins(pending[0][0], last_id):
+            # Older than the diffs we hold: publishing it would show a book we cannot continue.
+            self.stats.old_dropped += 1
+            self.mark_stale(
+                f"snapshot {last_id} is older than buffered diff U={pending[0][0]['U']}"
+            )
+            return []
         if self.state is SyncState.STALE:
             self.stats.resyncs += 1
-        # Spot snapshots carry no time: stamp them with the newest exchange time seen on the
-        # stream, so exchange-time ordering holds even when the local clock is skewed.
-        ts_event = int(body.get("T") or body.get("E") or 0) * MS or self._newest_event_ns
+        self.stats.old_dropped += len(covered)
+        # A spot snapshot carries no time. It must not sort after the diffs joined to it, nor
+        # before the ones it contains: take the newest exchange time it covers, else the first
+        # joined diff's, else the newest seen (the local clock may be skewed from the exchange's).
+        ts_event = int(body.get("T") or body.get("E") or 0) * MS
+        if not ts_event:
+            covered_ts = [_event_ns(m) for m, _ in covered]
+            ts_event = max(covered_ts, default=0) or (
+                _event_ns(pending[0][0]) if pending else self._newest_event_ns
+            )
         ts_event = ts_event or ts_recv_ns
+        self._buffer.clear()
         self.book.load(bids, asks)
         self._snapshot_id = last_id
         self._last_u = last_id
@@ -82,16 +100,28 @@ class BinanceBookSync(BookSync):
             is_snapshot=True,
         )
         updates = [] if snapshot is None else [snapshot]
-        buffered = list(self._buffer)
-        self._buffer.clear()
-        for index, (message, recv) in enumerate(buffered):
+        for index, (message, recv) in enumerate(pending):
             if self.state is not SyncState.LIVE:
-                self._buffer.extend(buffered[index:])
+                self._buffer.extend(pending[index:])
                 break
             update = self._on_diff(message, recv)
             if update is not None:
                 updates.append(update)
         return updates
+
+    def _after_snapshot(self, message: dict[str, Any], last_id: int) -> bool:
+        """Whether a diff reaches past snapshot ``last_id`` (futures keep ``u == L``)."""
+        u = int(message["u"])
+        return u >= last_id if self.futures else u > last_id
+
+    def _joins(self, message: dict[str, Any], last_id: int) -> bool:
+        """Whether the first diff after snapshot ``last_id`` continues it."""
+        first, last = int(message["U"]), int(message["u"])
+        target = last_id if self.futures else last_id + 1
+        prev = message.get("pu")
+        return first <= target <= last or (
+            self.futures and prev is not None and int(prev) == last_id
+        )
 
     def on_message(self, message: Any, ts_recv_ns: int) -> BookUpdate | None:
         """Feed one ``depthUpdate`` payload (the ``data`` of a combined-stream frame)."""
@@ -107,8 +137,7 @@ class BinanceBookSync(BookSync):
         asks = parse_levels(message["a"], "asks")
         if first_id > last_id:
             raise MalformedMessage(f"U {first_id} > u {last_id}")
-        ts_event = int(message.get("T") or message.get("E") or 0) * MS
-        self._newest_event_ns = max(self._newest_event_ns, ts_event)
+        self._newest_event_ns = max(self._newest_event_ns, _event_ns(message))
         if self.state is not SyncState.LIVE:
             self._buffer.append((message, ts_recv_ns))
             self.stats.buffered += 1
@@ -116,13 +145,11 @@ class BinanceBookSync(BookSync):
         assert self._last_u is not None
         if self._awaiting_first:
             snap = self._snapshot_id
-            if (last_id < snap) if self.futures else (last_id <= snap):
+            if not self._after_snapshot(message, snap):
                 self.stats.old_dropped += 1
                 return None
-            target = snap if self.futures else snap + 1
             # A futures diff that names the snapshot as its predecessor joins it exactly.
-            joins = first_id <= target <= last_id or (self.futures and prev_id == snap)
-            if not joins:
+            if not self._joins(message, snap):
                 self.mark_stale(f"first diff U={first_id} u={last_id} misses snapshot {snap}")
                 self._buffer.append((message, ts_recv_ns))
                 return None
@@ -142,11 +169,16 @@ class BinanceBookSync(BookSync):
         changes = self._apply_levels(bids, asks)
         return self._publish(
             changes,
-            ts_event_ns=ts_event,
+            ts_event_ns=_event_ns(message),
             ts_recv_ns=ts_recv_ns,
             sequence=last_id,
             is_snapshot=False,
         )
+
+
+def _event_ns(message: dict[str, Any]) -> int:
+    """A diff's exchange time: transaction time ``T`` (futures) or event time ``E``, in ns."""
+    return int(message.get("T") or message.get("E") or 0) * MS
 
 
 def unwrap(frame: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -331,6 +331,10 @@ class CoinbaseDecoder:
             return []
         if not self.connections:
             self.connections.append(ConnectionSequence())
+        elif seq == 0 and self.connections[-1].last > 0:
+            # Numbering restarts only on a new connection. The adapter sees reconnects live;
+            # a replayed recording has no sockets, so this is how it sees them.
+            self.new_connection()
         connection = self.connections[-1]
         verdict = connection.observe(seq)
         if verdict is SeqVerdict.DUPLICATE:

@@ -31,6 +31,7 @@ from tradestack.data.book.sync import (
     MalformedMessage,
     SyncState,
     parse_levels,
+    snapshot_first,
 )
 
 MS = 1_000_000
@@ -108,6 +109,7 @@ class KucoinBookSync(BookSync):
         super().__init__(instrument_id, max_buffer=max_buffer)
         self._buffer: deque[tuple[L2Delta, int]] = deque(maxlen=max_buffer)
         self._last: int | None = None
+        self._updates_timed = False
 
     @property
     def last_sequence(self) -> int | None:
@@ -127,7 +129,9 @@ class KucoinBookSync(BookSync):
             bids = parse_levels(data["bids"], "snapshot bids")
             asks = parse_levels(data["asks"], "snapshot asks")
             ts = data.get("time")
-            ts_event = ms_to_ns(ts) if ts else ts_recv_ns
+            # Exchange time only when the updates carry it too: old-format updates are stamped
+            # on receipt, and mixing the two clocks would put the snapshot out of order.
+            ts_event = ms_to_ns(ts) if ts and self._updates_timed else ts_recv_ns
         except (MalformedMessage, KeyError, TypeError, ValueError) as exc:
             self.stats.malformed += 1
             raise MalformedMessage(f"bad level-2 snapshot: {exc}") from exc
@@ -155,11 +159,13 @@ class KucoinBookSync(BookSync):
             update = self._on_delta(delta, recv)
             if update is not None:
                 updates.append(update)
-        return updates
+        return snapshot_first(updates)
 
     def on_message(self, message: Any, ts_recv_ns: int) -> BookUpdate | None:
         """Feed the ``data`` of one ``trade.l2update`` message."""
-        return self._on_delta(parse_l2update(message, ts_recv_ns), ts_recv_ns)
+        delta = parse_l2update(message, ts_recv_ns)
+        self._updates_timed = isinstance(message, dict) and message.get("time") is not None
+        return self._on_delta(delta, ts_recv_ns)
 
     def _on_delta(self, delta: L2Delta, ts_recv_ns: int) -> BookUpdate | None:
         if self.state is not SyncState.LIVE:
