@@ -16,14 +16,17 @@ from tradestack.data.catalog import Catalog
 from tradestack.data.recorder import CatalogSink
 from tradestack.data.sources.session import record, replay
 from tradestack.testing.fake_venue import FakeVenueServer
+from tradestack.testing.faults import FaultPlan
 from tradestack.testing.venues.binance import BinanceFakeVenue
 
 SPOT = "ws_messages/binance_spot/hftbacktest_btcusdt_20240808.gz"
 INFO = "ws_messages/binance_spot/cryptofeed_2021-10-12_BINANCE.0.gz"
 
 
-async def _record(shared: Path, out: Path) -> Path:
-    venue = BinanceFakeVenue([shared / SPOT], exchange_info=shared / INFO, max_frames=8000)
+async def _record(shared: Path, out: Path, faults: FaultPlan | None = None) -> Path:
+    venue = BinanceFakeVenue(
+        [shared / SPOT], exchange_info=shared / INFO, max_frames=8000, faults=faults
+    )
     raw = out / "raw.jsonl.gz"
     async with FakeVenueServer(venue) as server:
         await record(
@@ -38,9 +41,18 @@ async def _record(shared: Path, out: Path) -> Path:
     return raw
 
 
+FAULTS = FaultPlan(
+    drop=0.01, duplicate=0.01, reorder=0.01, disconnect_after=(500, 500, 500), seed=4
+)
+
+
 @pytest.mark.slow
-def test_replay_reproduces_the_live_catalog_rows_exactly(shared_data: Path, tmp_path: Path) -> None:
-    raw = asyncio.run(_record(shared_data, tmp_path))
+@pytest.mark.parametrize("faults", [None, FAULTS], ids=["clean", "faults"])
+def test_replay_reproduces_the_live_catalog_rows_exactly(
+    shared_data: Path, tmp_path: Path, faults: FaultPlan | None
+) -> None:
+    """Gaps, resync snapshots and a disconnect included: replay makes the same rows."""
+    raw = asyncio.run(_record(shared_data, tmp_path, faults))
     with gzip.open(raw, "rt") as handle:
         lines = [json.loads(line) for line in handle]
     assert lines[0]["t"] == "header" and lines[0]["markets"]["BTC/USDT"]["id"] == "BTCUSDT"
@@ -58,7 +70,11 @@ def test_replay_reproduces_the_live_catalog_rows_exactly(shared_data: Path, tmp_
     sink.flush()
     assert state.messages == sum(1 for line in lines if line["t"] == "recv")
     book = feed.adapter.books["BTC/USDT"]
-    assert book.is_live and book.stats.gaps == 0 and len(updates) > 500
+    assert book.is_live and len(updates) > 500
+    if faults is None:
+        assert book.stats.gaps == 0
+    else:
+        assert book.stats.gaps >= 3 and any(line["t"] == "control" for line in lines)
 
     live, replayed = Catalog(tmp_path / "live"), Catalog(tmp_path / "replayed")
     for kind in ("book", "trades", "quotes"):
