@@ -66,6 +66,9 @@ def split_by_day(frame: pl.DataFrame, ts_column: str) -> list[tuple[str, pl.Data
     if frame.height == 0:
         return []
     days = (frame.get_column(ts_column) // DAY_NS).alias("_day")
+    first, last = days.min(), days.max()
+    if first == last:  # the common case: no copy, no partitioning
+        return [(date_of_day(int(first)), frame)]  # type: ignore[arg-type]
     groups = frame.with_columns(days).partition_by("_day", maintain_order=True, as_dict=True)
     return [(date_of_day(int(key[0])), rows.drop("_day")) for key, rows in sorted(groups.items())]
 
