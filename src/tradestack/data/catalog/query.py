@@ -26,9 +26,10 @@ from tradestack.data.catalog.paths import (
     list_scopes,
     partition_dir,
 )
-from tradestack.data.catalog.schema import PART, ROW, WRITE_NS
+from tradestack.data.catalog.schema import PART, WRITE_NS
 
-ORDER_COLUMNS = (WRITE_NS, PART, ROW)
+# DuckDB numbers each file's rows itself (``file_row_number``), so parts need not store it.
+ORDER_COLUMNS = (WRITE_NS, PART, "file_row_number")
 _HIVE_TYPES = "{'venue': VARCHAR, 'kind': VARCHAR, 'symbol': VARCHAR, 'date': VARCHAR}"
 
 
@@ -103,7 +104,7 @@ def _relation(
     order = [ts_column, *(("venue", "symbol") if len(folders) > 1 else ()), *ORDER_COLUMNS]
     sql = (
         f"SELECT {selected} FROM read_parquet($files, hive_partitioning = true, "
-        f"hive_types = {_HIVE_TYPES})"
+        f"hive_types = {_HIVE_TYPES}, file_row_number = true)"
         + (f" WHERE {' AND '.join(where)}" if where else "")
         + " ORDER BY "
         + ", ".join(f'"{c}"' for c in order)

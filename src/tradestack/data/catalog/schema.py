@@ -72,7 +72,6 @@ KINDS: Mapping[str, pl.Schema] = {
 # Columns the catalog adds to every stored part; never part of a kind's schema.
 WRITE_NS = "_write_ns"
 PART = "_part"
-ROW = "_row"
 
 _UNIT_NS = {"s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
 _UNIT_NS["w"] = 7 * _UNIT_NS["d"]

@@ -1,7 +1,8 @@
 """Append-only, atomic, idempotent writing of one series' rows into daily Parquet parts.
 
-Each stored row also carries ``_write_ns`` (when its write happened), ``_part`` (its part's hash
-as an integer) and ``_row`` (its index in the part), which order rows with equal timestamps.
+Each stored row also carries ``_write_ns`` (when its write happened) and ``_part`` (its part's
+hash as an integer); with the row's position in its file (DuckDB's ``file_row_number``) they
+order rows with equal timestamps.
 A part is named after a SHA-256 hash of its rows (``part-<32 hex>.parquet``), so writing the
 same rows again finds the part already there and writes nothing: a retried or repeated write
 never duplicates data. A part is written to a hidden temp file in its folder, then hard-linked
@@ -25,7 +26,7 @@ import numpy as np
 import polars as pl
 
 from tradestack.data.catalog.paths import DAY_NS, PART_GLOB, date_of_day, partition_dir
-from tradestack.data.catalog.schema import PART, ROW, WRITE_NS
+from tradestack.data.catalog.schema import PART, WRITE_NS
 
 _LOCK = threading.Lock()
 _LAST_WRITE_NS = 0
@@ -107,7 +108,6 @@ def stage(
             stored = rows.with_columns(
                 pl.lit(write_ns, pl.Int64).alias(WRITE_NS),
                 pl.lit(part_key(digest), pl.Int64).alias(PART),
-                pl.int_range(rows.height, dtype=pl.Int64).alias(ROW),
             )
             staged.append(StagedPart(final, temp))
             # zstd level 1: a third of the default level's write time for ~15 % larger

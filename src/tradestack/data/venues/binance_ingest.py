@@ -70,7 +70,8 @@ class BinanceDepthIngest:
         starts = ends - lengths
         buf = np.frombuffer(b"\n".join(frames), dtype=np.uint8)
         header, prices, sizes, level_start = scan_depth(buf, starts, ends, KEYS, POW10)
-        for row in np.flatnonzero(header[:, 0] == 0):
+        rejected = np.flatnonzero(header[:, 0] == 0)
+        for row in rejected:
             prices, sizes = self._fallback(
                 frames[row], int(row), header, level_start, prices, sizes
             )
@@ -82,7 +83,8 @@ class BinanceDepthIngest:
         total = int(counts.sum())
         rows = np.repeat(np.arange(len(counts)), counts)
         offset = np.arange(total) - (np.cumsum(counts) - counts)[rows]
-        take = level_start[rows] + offset
+        # Scanned levels already lie in message order; only fallback frames live elsewhere.
+        take = slice(0, total) if not len(rejected) else level_start[rows] + offset
         batch_end = np.zeros(total, dtype=bool)
         batch_end[(np.cumsum(counts) - 1)[counts > 0]] = True
         exchange_ms = np.where(header[:, 2] > 0, header[:, 2], header[:, 1])
