@@ -158,9 +158,13 @@ async def _run(
         feed = CcxtFeed(BinanceAdapter(exchange, [symbol]), sink, kinds=("book", "trades"), seed=3)
         async with feed:
             await asyncio.wait_for(venue.finished.wait(), 120)
-            for _ in range(100):  # let an in-flight resync finish
+            for _ in range(200):  # let an in-flight reconnect and resync finish
                 await asyncio.sleep(0.05)
-                if all(book.is_live for book in feed.adapter.books.values()):
+                reconnected = (
+                    venue.forced_disconnects == 0
+                    or venue.connections_opened > venue.connections_at_disconnect
+                )
+                if reconnected and all(book.is_live for book in feed.adapter.books.values()):
                     break
     assert not failures, failures[:3]
     return feed, venue, events, counts

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable, MutableSequence, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from tradestack.core.ids import InstrumentId
 from tradestack.data.book.l2book import L2Book
 
 Level = tuple[float, float]
+T = TypeVar("T")
 
 
 class SyncState(StrEnum):
@@ -163,6 +165,47 @@ class BookSync(ABC):
         return BookUpdate(
             self.instrument_id, ts_event_ns, ts_recv_ns, sequence, is_snapshot, changes
         )
+
+    def _load_snapshot(
+        self,
+        bids: list[Level],
+        asks: list[Level],
+        *,
+        sequence: int,
+        ts_event_ns: int,
+        ts_recv_ns: int,
+    ) -> list[BookUpdate]:
+        """Replace the book with a snapshot and go live; ``[snapshot update]`` unless crossed."""
+        if self.state is SyncState.STALE:
+            self.stats.resyncs += 1
+        self.book.load(bids, asks)
+        self.state = SyncState.LIVE
+        self.resync_requested = False
+        snapshot = self._publish(
+            self._snapshot_changes(),
+            ts_event_ns=ts_event_ns,
+            ts_recv_ns=ts_recv_ns,
+            sequence=sequence,
+            is_snapshot=True,
+        )
+        return [] if snapshot is None else [snapshot]
+
+    def _join(
+        self,
+        updates: list[BookUpdate],
+        pending: Sequence[tuple[T, int]],
+        apply: Callable[[T, int], BookUpdate | None],
+        buffer: MutableSequence[tuple[T, int]],
+    ) -> list[BookUpdate]:
+        """Apply buffered messages after a snapshot; on a new gap, re-buffer the rest."""
+        for index, (message, ts_recv_ns) in enumerate(pending):
+            if self.state is not SyncState.LIVE:
+                buffer.extend(pending[index:])
+                break
+            update = apply(message, ts_recv_ns)
+            if update is not None:
+                updates.append(update)
+        return updates
 
     def _snapshot_changes(self) -> tuple[tuple[bool, float, float], ...]:
         return (

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from functools import partial
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tradestack.core.events import MarketEvent
 from tradestack.data.book.sync import BookSync, BookUpdate
-from tradestack.data.sources.ccxt_feed import RestSnapshotAdapter, Watcher
+from tradestack.data.sources.ccxt_feed import RestSnapshotAdapter
 from tradestack.data.venues.binance import (
     BinanceBookSync,
     event_type,
@@ -65,20 +64,16 @@ class BinanceAdapter(RestSnapshotAdapter):
     def snapshot_body(self, book: Any) -> dict[str, Any]:
         return _ccxt_book_body(book)
 
-    def watchers(self, kinds: Iterable[str]) -> list[Watcher]:
+    def watch_calls(self) -> dict[str, Callable[[str], Awaitable[Any]]]:
         ex = self.exchange
-        out: list[Watcher] = []
-        for kind in kinds:
-            for s in self.symbols:
-                if kind == "book":
-                    out.append((kind, s, partial(ex.watch_order_book, s)))
-                elif kind == "trades":
-                    out.append((kind, s, partial(ex.watch_trades, s)))
-                elif kind == "quotes":
-                    out.append((kind, s, partial(ex.watch_bids_asks, [s])))
-                elif kind == "funding" and self.futures:
-                    out.append((kind, s, partial(ex.watch_mark_price, s)))
-        return out
+        calls: dict[str, Callable[[str], Awaitable[Any]]] = {
+            "book": ex.watch_order_book,
+            "trades": ex.watch_trades,
+            "quotes": lambda symbol: ex.watch_bids_asks([symbol]),  # the bookTicker stream
+        }
+        if self.futures:
+            calls["funding"] = ex.watch_mark_price  # markPrice carries the funding rate
+        return calls
 
 
 def _ccxt_book_body(book: Any) -> dict[str, Any]:

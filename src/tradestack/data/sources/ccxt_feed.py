@@ -98,16 +98,21 @@ class VenueAdapter(ABC):
         """
         return []
 
-    def watchers(self, kinds: Iterable[str]) -> list[Watcher]:
-        """``(kind, symbol, coroutine factory)`` for every ccxt subscription to keep alive."""
+    def watch_calls(self) -> dict[str, Callable[[str], Awaitable[Any]]]:
+        """The ccxt ``watch_*`` call that keeps each kind subscribed, by kind; a venue leaves out
+        kinds it does not stream (funding on a spot venue) or passes its own parameters."""
         ex = self.exchange
-        methods = {
+        return {
             "book": ex.watch_order_book,
             "trades": ex.watch_trades,
             "quotes": ex.watch_ticker,
             "funding": ex.watch_funding_rate,
         }
-        return [(k, s, partial(methods[k], s)) for k in kinds for s in self.symbols]
+
+    def watchers(self, kinds: Iterable[str]) -> list[Watcher]:
+        """``(kind, symbol, coroutine factory)`` for every ccxt subscription to keep alive."""
+        calls = self.watch_calls()
+        return [(k, s, partial(calls[k], s)) for k in kinds if k in calls for s in self.symbols]
 
 
 class RestSnapshotAdapter(VenueAdapter):

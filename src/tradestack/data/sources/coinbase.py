@@ -17,12 +17,12 @@ subscription bookkeeping alone; its handler resets its book in place on the new 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tradestack.core.events import MarketEvent
 from tradestack.data.book.sync import BookSync, BookUpdate
-from tradestack.data.sources.ccxt_feed import VenueAdapter, Watcher
+from tradestack.data.sources.ccxt_feed import VenueAdapter
 from tradestack.data.venues.coinbase import CoinbaseBookSync, CoinbaseDecoder
 
 
@@ -101,6 +101,7 @@ class CoinbaseAdapter(VenueAdapter):
             raise ccxt.RequestTimeout(f"coinbase resync {symbol}: no snapshot") from exc
         return []
 
-    def watchers(self, kinds: Iterable[str]) -> list[Watcher]:
-        # spot only: there is no funding stream
-        return super().watchers([kind for kind in kinds if kind != "funding"])
+    def watch_calls(self) -> dict[str, Callable[[str], Awaitable[Any]]]:
+        calls = super().watch_calls()
+        del calls["funding"]  # spot only: there is no funding stream
+        return calls

@@ -72,8 +72,6 @@ class BinanceBookSync(BookSync):
                 f"snapshot {last_id} is older than buffered diff U={pending[0][0]['U']}"
             )
             return []
-        if self.state is SyncState.STALE:
-            self.stats.resyncs += 1
         self.stats.old_dropped += len(covered)
         # A spot snapshot carries no time. It must not sort after the diffs joined to it, nor
         # before the ones it contains: take the newest exchange time it covers, else the first
@@ -84,30 +82,14 @@ class BinanceBookSync(BookSync):
             ts_event = max(covered_ts, default=0) or (
                 _event_ns(pending[0][0]) if pending else self._newest_event_ns
             )
-        ts_event = ts_event or ts_recv_ns
         self._buffer.clear()
-        self.book.load(bids, asks)
         self._snapshot_id = last_id
         self._last_u = last_id
         self._awaiting_first = True
-        self.state = SyncState.LIVE
-        self.resync_requested = False
-        snapshot = self._publish(
-            self._snapshot_changes(),
-            ts_event_ns=ts_event,
-            ts_recv_ns=ts_recv_ns,
-            sequence=last_id,
-            is_snapshot=True,
+        updates = self._load_snapshot(
+            bids, asks, sequence=last_id, ts_event_ns=ts_event or ts_recv_ns, ts_recv_ns=ts_recv_ns
         )
-        updates = [] if snapshot is None else [snapshot]
-        for index, (message, recv) in enumerate(pending):
-            if self.state is not SyncState.LIVE:
-                self._buffer.extend(pending[index:])
-                break
-            update = self._on_diff(message, recv)
-            if update is not None:
-                updates.append(update)
-        return updates
+        return self._join(updates, pending, self._on_diff, self._buffer)
 
     def _after_snapshot(self, message: dict[str, Any], last_id: int) -> bool:
         """Whether a diff reaches past snapshot ``last_id`` (futures keep ``u == L``)."""

@@ -135,31 +135,14 @@ class KucoinBookSync(BookSync):
         except (MalformedMessage, KeyError, TypeError, ValueError) as exc:
             self.stats.malformed += 1
             raise MalformedMessage(f"bad level-2 snapshot: {exc}") from exc
-        if self.state is SyncState.STALE:
-            self.stats.resyncs += 1
-        self.book.load(bids, asks)
         self._last = sequence
-        self.state = SyncState.LIVE
-        self.resync_requested = False
-        snapshot = self._publish(
-            self._snapshot_changes(),
-            ts_event_ns=ts_event,
-            ts_recv_ns=ts_recv_ns,
-            sequence=sequence,
-            is_snapshot=True,
+        updates = self._load_snapshot(
+            bids, asks, sequence=sequence, ts_event_ns=ts_event, ts_recv_ns=ts_recv_ns
         )
-        updates = [] if snapshot is None else [snapshot]
         # Faults can deliver messages out of order: join them in sequence order.
         buffered = sorted(self._buffer, key=lambda item: (item[0].start, item[0].end))
         self._buffer.clear()
-        for index, (delta, recv) in enumerate(buffered):
-            if self.state is not SyncState.LIVE:
-                self._buffer.extend(buffered[index:])
-                break
-            update = self._on_delta(delta, recv)
-            if update is not None:
-                updates.append(update)
-        return snapshot_first(updates)
+        return snapshot_first(self._join(updates, buffered, self._on_delta, self._buffer))
 
     def on_message(self, message: Any, ts_recv_ns: int) -> BookUpdate | None:
         """Feed the ``data`` of one ``trade.l2update`` message."""
