@@ -202,6 +202,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from tradestack.data.errors import DataValidationError
     from tradestack.engine.backtest import BacktestError
     from tradestack.engine.config import ConfigError, load_config
+    from tradestack.engine.l2 import L2BacktestEngine
     from tradestack.engine.loading import build_engine
     from tradestack.engine.strategy import ParameterError
 
@@ -219,10 +220,13 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         return _fail(f"{args.config}: {exc}")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         return _fail(f"--out {args.out}: exists and is not a folder")
-    title = config.title or (
-        f"{engine.strategy.name} — {', '.join(str(f.instrument_id) for f in engine.feeds)}"
-    )
-    n_bars = sum(len(f) for f in engine.feeds)
+    if isinstance(engine, L2BacktestEngine):
+        instruments = str(engine.instrument.id)
+        n_bars = 0
+    else:
+        instruments = ", ".join(str(f.instrument_id) for f in engine.feeds)
+        n_bars = sum(len(f) for f in engine.feeds)
+    title = config.title or f"{engine.strategy.name} — {instruments}"
     try:
         if args.quiet or n_bars < _PROGRESS_MIN_BARS or not sys.stderr.isatty():
             result = engine.run()

@@ -78,6 +78,24 @@ def _metrics_table(metrics: PerformanceMetrics, currency: str) -> str:
     return '<table id="metrics">' + "".join(rows) + "</table>"
 
 
+def html_table(columns: Sequence[str], rows: Sequence[Sequence[object]], table_id: str) -> str:
+    """A plain table; every cell is escaped. The first column is left-aligned."""
+    head = "".join(
+        f'<th class="l">{escape(c)}</th>' if i == 0 else f"<th>{escape(c)}</th>"
+        for i, c in enumerate(columns)
+    )
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="l">{escape(str(v))}</td>' if i == 0 else f"<td>{escape(str(v))}</td>"
+            for i, v in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f'<table id="{escape(table_id)}"><tr>{head}</tr>{body}</table>'
+
+
 def _trades_table(trades: Sequence[TradeRecord], currency: str) -> str:
     cur = escape(currency)
     head = (
@@ -177,11 +195,13 @@ def write_report(
     trades: Sequence[TradeRecord],
     metrics: PerformanceMetrics,
     currency: str = "USD",
+    sections: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write one self-contained HTML report and return its path.
 
     Contains the equity curve, the drawdown chart, a years × months heatmap of monthly returns,
-    the metrics table and the closed-trades table. plotly.js is embedded inline, so the file
+    the metrics table, the closed-trades table and any extra ``sections`` (heading, HTML built
+    with :func:`html_table`). plotly.js is embedded inline, so the file
     opens without network access. The file is written to a temporary sibling and moved into
     place with :func:`os.replace`: a failure never leaves a partial report at ``path``.
     """
@@ -219,6 +239,7 @@ def write_report(
             _metrics_table(metrics, currency),
             "<h2>Trades</h2>",
             _trades_table(trades, currency),
+            *(f"<h2>{escape(head)}</h2>{body}" for head, body in sections),
             "</body></html>",
         ]
     )

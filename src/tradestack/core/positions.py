@@ -88,6 +88,17 @@ class Position:
         self.avg_price_f = float(self.avg_price)
         return realized
 
+    def seed(self, qty: Decimal, avg_price: Decimal) -> None:
+        """Start from an existing position (carried in from another run or account)."""
+        if self.qty:
+            raise ValueError(f"{self.instrument_id}: seed a position only while it is flat")
+        if qty and not avg_price > 0:
+            raise ValueError(f"{self.instrument_id}: a seeded position needs a positive price")
+        self.qty = qty
+        self.cost_basis = abs(qty) * avg_price
+        self.qty_f = float(qty)
+        self.avg_price_f = float(avg_price) if qty else 0.0
+
     def market_value(self, mark: float) -> float:
         """Signed value of the open quantity at ``mark``."""
         return self.qty_f * mark * self.multiplier_f

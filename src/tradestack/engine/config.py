@@ -73,13 +73,55 @@ class VenueConfig(_Strict):
     leverage: Decimal = Field(default=Decimal(1), gt=0)
 
 
+class BookDataConfig(_Strict):
+    """A recorded order-book session (raw venue frames) and the trading rules of its instrument.
+
+    ``venue_format`` names the recording's protocol: ``binance-spot`` or ``binance-usdm``
+    (diff depth + trades, and mark price / funding for USD-M).
+    """
+
+    recording: str
+    venue_format: Literal["binance-spot", "binance-usdm"] = "binance-usdm"
+    require_snapshot: bool = True
+    instrument: str = Field(description="SYMBOL or SYMBOL@venue")
+    kind: Literal["spot", "perpetual"] = "perpetual"
+    quote_currency: str = "USDT"
+    tick_size: Decimal = Field(gt=0)
+    lot_size: Decimal = Field(gt=0)
+    min_qty: Decimal = Field(default=Decimal("0"), ge=0)
+    min_notional: Decimal = Field(default=Decimal("0"), ge=0)
+    maker_fee_bps: Decimal = Field(default=Decimal("0"), gt=-10_000, lt=10_000)
+    taker_fee_bps: Decimal = Field(default=Decimal("0"), gt=-10_000, lt=10_000)
+    multiplier: Decimal = Field(default=Decimal("1"), gt=0)
+    starting_position: Decimal = Decimal(0)
+    starting_price: Decimal | None = Field(default=None, gt=0)
+
+    @field_validator("instrument")
+    @classmethod
+    def _instrument(cls, value: str) -> str:
+        InstrumentId.parse(value)
+        return value
+
+    @model_validator(mode="after")
+    def _seed_needs_price(self) -> BookDataConfig:
+        if self.starting_position and self.starting_price is None:
+            raise ValueError("starting_position needs starting_price (its cost)")
+        return self
+
+
 class BacktestConfig(_Strict):
-    """A whole backtest: strategy by import path, its parameters, data, venue, cash."""
+    """A whole backtest: strategy by import path, its parameters, data, venue, cash.
+
+    Either ``data`` (bar files, bar venue ``venue``) or ``book`` (a recorded order book, L2
+    venue ``l2_venue``: the fields of :class:`tradestack.execution.sim.L2VenueConfig`).
+    """
 
     strategy: str = Field(description="module.path:ClassName or path/to/file.py:ClassName")
     params: dict[str, Any] = Field(default_factory=dict)
-    data: list[DataConfig] = Field(min_length=1)
+    data: list[DataConfig] = Field(default_factory=list)
     venue: VenueConfig = VenueConfig()
+    book: BookDataConfig | None = None
+    l2_venue: dict[str, Any] = Field(default_factory=dict)
     starting_cash: Decimal = Field(default=Decimal(100_000), gt=0)
     currency: str = "USD"
     periods_per_year: float | None = Field(default=None, gt=0, allow_inf_nan=False)
@@ -87,6 +129,10 @@ class BacktestConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_series_per_instrument(self) -> BacktestConfig:
+        if bool(self.data) == (self.book is not None):
+            raise ValueError("give either data (bar files) or book (an order-book recording)")
+        if self.l2_venue and self.book is None:
+            raise ValueError("l2_venue settings need a book recording")
         seen = [str(InstrumentId.parse(d.instrument)) for d in self.data]
         twice = sorted({i for i in seen if seen.count(i) > 1})
         if twice:

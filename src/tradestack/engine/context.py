@@ -15,6 +15,7 @@ from tradestack.core.series import FloatArray
 
 if TYPE_CHECKING:
     from tradestack.core.clock import Clock
+    from tradestack.execution.sim.book_view import BookView
     from tradestack.portfolio.account import Portfolio
 
 InstrumentRef = InstrumentId | str
@@ -40,6 +41,7 @@ class StrategyContext:
         cancel: Callable[[Order], bool],
         history: HistoryFn,
         set_timer: Callable[[str, int, int | None], None],
+        book: Callable[[InstrumentId], BookView] | None = None,
     ) -> None:
         self.clock = clock
         self.portfolio = portfolio
@@ -50,6 +52,7 @@ class StrategyContext:
         self._cancel = cancel
         self._history = history
         self._set_timer = set_timer
+        self._book = book
         symbols = [i.symbol for i in instruments]
         self._by_symbol = {i.symbol: i for i in instruments if symbols.count(i.symbol) == 1}
         self._sequence = 0
@@ -83,6 +86,12 @@ class StrategyContext:
     def history(self, ref: InstrumentRef, field: str = "close", n: int | None = None) -> FloatArray:
         """The last ``n`` values (all when None) of a bar field up to and including now."""
         return self._history(self.instrument_id(ref), field, n)
+
+    def book(self, ref: InstrumentRef) -> BookView:
+        """The order book as received so far (order-book backtests and live feeds only)."""
+        if self._book is None:
+            raise ValueError("this run has no order book (it replays bars); use ctx.history")
+        return self._book(self.instrument_id(ref))
 
     def open_orders(self, ref: InstrumentRef | None = None) -> list[Order]:
         """Orders not yet filled, canceled, rejected or expired (of one instrument, or all)."""

@@ -10,13 +10,18 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import msgspec
+
 from tradestack.core.ids import InstrumentId
 from tradestack.core.instruments import Instrument, InstrumentKind
 from tradestack.data import DataValidationError, load_bars, resolve_data_path
 from tradestack.engine.backtest import BacktestEngine, ProgressFn
-from tradestack.engine.config import BacktestConfig, ConfigError
+from tradestack.engine.config import BacktestConfig, BookDataConfig, ConfigError
+from tradestack.engine.l2 import L2BacktestEngine
 from tradestack.engine.strategy import Strategy
 from tradestack.execution.bar_venue import BarVenueConfig
+from tradestack.execution.sim.config import L2VenueConfig
+from tradestack.execution.sim.feed import binance_feed
 
 
 def import_strategy(spec: str, base: Path | None = None) -> type[Strategy]:
@@ -75,9 +80,11 @@ def _import_module(name: str, spec: str, base: Path | None) -> ModuleType:
 
 def build_engine(
     config: BacktestConfig, base: Path, progress: ProgressFn | None = None
-) -> BacktestEngine:
+) -> BacktestEngine | L2BacktestEngine:
     """Everything is loaded and checked before the engine exists, so a bad input writes nothing."""
     strategy = import_strategy(config.strategy, base)(**config.params)
+    if config.book is not None:
+        return _build_l2_engine(config, config.book, strategy, base)
     feeds, instruments = [], []
     for n, entry in enumerate(config.data):
         inst_id = InstrumentId.parse(entry.instrument)
@@ -122,4 +129,51 @@ def build_engine(
         ),
         periods_per_year=config.periods_per_year,
         progress=progress,
+    )
+
+
+def _build_l2_engine(
+    config: BacktestConfig, book: BookDataConfig, strategy: Strategy, base: Path
+) -> L2BacktestEngine:
+    try:
+        venue = msgspec.convert(config.l2_venue, L2VenueConfig, strict=False)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise ConfigError(f"l2_venue: {exc}") from None
+    inst_id = InstrumentId.parse(book.instrument)
+    path = resolve_data_path(book.recording, base)
+    try:
+        feed = binance_feed(
+            path,
+            inst_id,
+            futures=book.venue_format == "binance-usdm",
+            require_snapshot=book.require_snapshot,
+        )
+    except DataValidationError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"book.recording: cannot load {path}: {exc}") from None
+    instrument = Instrument(
+        inst_id,
+        kind=InstrumentKind(book.kind),
+        quote_currency=book.quote_currency,
+        tick_size=book.tick_size,
+        lot_size=book.lot_size,
+        min_qty=book.min_qty,
+        min_notional=book.min_notional,
+        maker_fee_bps=book.maker_fee_bps,
+        taker_fee_bps=book.taker_fee_bps,
+        multiplier=book.multiplier,
+    )
+    seed = None
+    if book.starting_position:
+        assert book.starting_price is not None
+        seed = (book.starting_position, book.starting_price)
+    return L2BacktestEngine(
+        strategy,
+        feed,
+        instrument=instrument,
+        venue=venue,
+        starting_cash=config.starting_cash,
+        currency=config.currency,
+        starting_position=seed,
     )

@@ -16,6 +16,13 @@ import numpy as np
 
 from tradestack.core.series import FloatArray, IntArray
 from tradestack.engine.backtest import BacktestResult
+from tradestack.engine.l2 import L2BacktestResult
+from tradestack.engine.l2_outputs import (
+    l2_summary,
+    report_sections,
+    write_executions,
+    write_funding,
+)
 
 TRADE_COLUMNS = (
     "instrument",
@@ -30,7 +37,15 @@ TRADE_COLUMNS = (
     "fees",
     "return_fraction",
 )
-OUTPUT_FILES = ("metrics.json", "trades.csv", "equity.csv", "orders.csv", "report.html")
+OUTPUT_FILES = (
+    "metrics.json",
+    "trades.csv",
+    "equity.csv",
+    "orders.csv",
+    "executions.csv",
+    "funding.csv",
+    "report.html",
+)
 REPORT_POINTS = 20_000
 
 
@@ -80,6 +95,13 @@ def write_outputs(
                 str(i): str(p.qty) for i, p in result.portfolio.positions.items() if p.qty
             },
         }
+        sections: list[tuple[str, str]] = []
+        if isinstance(result, L2BacktestResult):
+            summary = l2_summary(result)
+            payload["order_book"] = summary
+            write_executions(result, staging / "executions.csv", iso_utc)
+            write_funding(result, staging / "funding.csv", iso_utc)
+            sections = report_sections(result, summary)
         (staging / "metrics.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
         _write_trades(result, staging / "trades.csv")
         _write_equity(result, staging / "equity.csv")
@@ -96,6 +118,7 @@ def write_outputs(
                 trades=result.trades,
                 metrics=metrics,
                 currency=result.portfolio.currency,
+                sections=sections,
             )
         written = {}
         for name in OUTPUT_FILES:

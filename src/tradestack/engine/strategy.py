@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from tradestack.core.events import Bar, OrderBookSnapshot, QuoteTick, TradeTick
     from tradestack.core.orders import Fill, Order
     from tradestack.engine.context import StrategyContext
+    from tradestack.execution.sim.book_view import BookView
 
 
 class ParameterError(ValueError):
@@ -122,13 +123,13 @@ class Strategy:
         """Called for every completed bar."""
 
     def on_quote(self, ctx: StrategyContext, quote: QuoteTick) -> None:
-        """Called for every top-of-book quote."""
+        """Called for every top-of-book quote (in an L2 replay: every top-of-book change)."""
 
     def on_trade(self, ctx: StrategyContext, trade: TradeTick) -> None:
         """Called for every public trade."""
 
-    def on_book(self, ctx: StrategyContext, book: OrderBookSnapshot) -> None:
-        """Called when an order book changes."""
+    def on_book(self, ctx: StrategyContext, book: OrderBookSnapshot | BookView) -> None:
+        """Called on every order book change (an L2 replay passes a live :class:`BookView`)."""
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> None:
         """Called after one of this strategy's orders was (partly) filled and booked."""

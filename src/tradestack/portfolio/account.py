@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from tradestack.core.ids import InstrumentId
@@ -11,6 +12,18 @@ from tradestack.core.positions import Position
 from tradestack.portfolio.trades import TradeRecord, TradeTracker
 
 _ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """One funding settlement: the position held, the rate and mark used, the cash it moved."""
+
+    instrument_id: InstrumentId
+    ts_ns: int
+    qty: Decimal
+    rate: Decimal
+    mark: Decimal
+    amount: Decimal
 
 
 class Portfolio:
@@ -29,6 +42,8 @@ class Portfolio:
         self.starting_cash = starting_cash
         self.cash = starting_cash
         self.total_fees = _ZERO
+        self.total_funding = _ZERO
+        self.funding: list[FundingPayment] = []
         self.realized_pnl = _ZERO
         self.traded_notional = _ZERO
         self.positions: dict[InstrumentId, Position] = {}
@@ -78,6 +93,32 @@ class Portfolio:
         self.fills.append(fill)
         self.trades.on_fill(fill, realized, inst.multiplier)
         return realized
+
+    def seed_position(self, instrument_id: InstrumentId, qty: Decimal, avg_price: Decimal) -> None:
+        """Hold ``qty`` from the start at cost ``avg_price``; cash is not touched (it is what
+        the account has besides the position)."""
+        position = self.position(instrument_id)
+        position.seed(qty, avg_price)
+        if qty:
+            self._open[instrument_id] = position
+
+    def apply_funding(
+        self,
+        instrument_id: InstrumentId,
+        amount: Decimal,
+        *,
+        ts_ns: int,
+        qty: Decimal,
+        rate: Decimal,
+        mark: Decimal,
+    ) -> None:
+        """Book a perpetual funding payment (negative = paid) into cash; ``qty`` is the position
+        the venue charged it on."""
+        self.position(instrument_id)
+        self.cash += amount
+        self.total_funding += amount
+        self._cash_f = float(self.cash)
+        self.funding.append(FundingPayment(instrument_id, ts_ns, qty, rate, mark, amount))
 
     @property
     def cash_f(self) -> float:
