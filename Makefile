@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+PEERS  := .venv-peers
 OUT    ?= reports/demo
 
 .PHONY: demo test lint typecheck unit bench clean
@@ -23,6 +24,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/tradestack backtest examples/configs/sma_cross.yaml --out $(OUT)/sma_cross
 	$(BIN)/tradestack backtest examples/configs/momentum.yaml --out $(OUT)/momentum
+	$(BIN)/tradestack backtest examples/l2_market_making.yaml --out $(OUT)/l2_market_making
 	$(BIN)/tradestack replay examples/data/recordings/binance-spot-btcusdt-2024-08-08.jsonl.gz --catalog $(OUT)/catalog --require-clean
 
 ## test: install dev extras, then lint, type check, layer contracts and the whole test suite
@@ -36,13 +38,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# hftbacktest pins numpy < 2.3, so the parity peer gets its own environment
+$(PEERS)/.installed: benchmarks/requirements-peers.txt
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install --quiet --upgrade pip
+	$(PEERS)/bin/pip install --quiet -r benchmarks/requirements-peers.txt
+	touch $@
+
+unit: $(STAMP) $(PEERS)/.installed
 	$(BIN)/pytest
 
 ## bench: benchmarks against peer libraries (not part of CI; needs the bench extra)
-bench: $(STAMP)
+bench: $(STAMP) $(PEERS)/.installed
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/bench_backtest.py
+	$(BIN)/python benchmarks/bench_l2.py
 
 clean:
-	rm -rf $(VENV) reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS) reports .pytest_cache .mypy_cache .ruff_cache

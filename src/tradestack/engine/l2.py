@@ -186,7 +186,7 @@ class L2BacktestEngine:
         wants_quote = overrides(strategy, "on_quote")
         phase = "on_start"
         try:
-            clock._now_ns = int(venue._local_ts.min())
+            clock._now_ns = venue.start_ns
             self._log_ledger()
             strategy.on_start(ctx)
             phase = "loop"

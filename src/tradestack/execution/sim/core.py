@@ -108,7 +108,7 @@ def _best_ask_from(book: np.ndarray, row: int, start: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def _set_level(book, row, tick, qty, bb, ba, is_bid):  # type: ignore[no-untyped-def]
+def _set_level(book, row, tick, qty, bb, ba, is_bid):
     """Set one level; returns the new (best bid, best ask) of that side's row pair."""
     book[row, tick] = qty
     if is_bid:
@@ -135,7 +135,7 @@ def _mid(s: np.ndarray, book: np.ndarray, pf: np.ndarray, bb_i: int, ba_i: int) 
 
 
 @njit(cache=True)
-def _respond(s, ri, rf, lat, order, kind, exch_ts, tick, lots, maker, reason, oi):  # type: ignore[no-untyped-def]
+def _respond(s, ri, rf, lat, order, kind, exch_ts, tick, lots, maker, reason, oi):
     """Append a response; it reaches the strategy after the next sampled response latency."""
     k = s[S_N_RESP]
     local = exch_ts + lat[s[S_LAT_CUR] % lat.shape[0]]
@@ -162,7 +162,7 @@ def _respond(s, ri, rf, lat, order, kind, exch_ts, tick, lots, maker, reason, oi
 
 
 @njit(cache=True)
-def _remove_active(s, active, order):  # type: ignore[no-untyped-def]
+def _remove_active(s, active, order):
     n = s[S_N_ACTIVE]
     for j in range(n):
         if active[j] == order:
@@ -173,7 +173,7 @@ def _remove_active(s, active, order):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _fill(s, book, oi, of, ri, rf, lat, pf, active, order, ts, tick, lots, maker, ahead):  # type: ignore[no-untyped-def]
+def _fill(s, book, oi, of, ri, rf, lat, pf, active, order, ts, tick, lots, maker, ahead):
     k = _respond(s, ri, rf, lat, order, RESP_FILL, ts, tick, lots, maker, WHY_NONE, oi)
     rf[k, RF_AHEAD] = ahead
     rf[k, RF_MID] = _mid(s, book, pf, S_EX_BB, S_EX_BA)
@@ -186,7 +186,7 @@ def _fill(s, book, oi, of, ri, rf, lat, pf, active, order, ts, tick, lots, maker
 
 
 @njit(cache=True)
-def _own_before(s, oi, active, order):  # type: ignore[no-untyped-def]
+def _own_before(s, oi, active, order):
     """Lots of our own resting orders queued ahead of ``order`` at its price."""
     total = 0
     for j in range(s[S_N_ACTIVE]):
@@ -202,7 +202,7 @@ def _own_before(s, oi, active, order):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _queue_depth(p, pf, of, order, prev, new, own):  # type: ignore[no-untyped-def]
+def _queue_depth(p, pf, of, order, prev, new, own):
     """A level we rest in changed from ``prev`` to ``new`` (visible sizes): move our queue
     position. ``own`` is the size of our own earlier orders queued ahead of this one; the
     models act on the visible queue ahead (``ahead - own``), our own orders stay ahead."""
@@ -229,7 +229,7 @@ def _queue_depth(p, pf, of, order, prev, new, own):  # type: ignore[no-untyped-d
 
 
 @njit(cache=True, inline="always")
-def _touches(s, oi, active, is_bid, tick, old_bb, old_ba, bb, ba):  # type: ignore[no-untyped-def]
+def _touches(s, oi, active, is_bid, tick, old_bb, old_ba, bb, ba):
     """Whether a level change at ``tick`` concerns one of our resting orders: it is our
     price level, or the opposite best moved onto or through our price."""
     for j in range(s[S_N_ACTIVE]):
@@ -247,7 +247,7 @@ def _touches(s, oi, active, is_bid, tick, old_bb, old_ba, bb, ba):  # type: igno
 @njit(cache=True)
 def _exch_level(
     s, book, oi, of, ri, rf, lat, p, pf, active, ts, is_bid, tick, prev, qty, old_bb, old_ba
-):  # type: ignore[no-untyped-def]
+):
     """After the level at ``tick`` changed from ``prev`` to ``qty``: move our queue positions
     there and fill our orders the opposite best moved through."""
     bb, ba = s[S_EX_BB], s[S_EX_BA]
@@ -309,7 +309,7 @@ def _exch_level(
 
 
 @njit(cache=True, inline="always")
-def _trade_touches(s, oi, active, aggressor, tick):  # type: ignore[no-untyped-def]
+def _trade_touches(s, oi, active, aggressor, tick):
     """Whether a trade reaches one of our resting orders on its passive side."""
     for j in range(s[S_N_ACTIVE]):
         o = active[j]
@@ -320,7 +320,7 @@ def _trade_touches(s, oi, active, aggressor, tick):  # type: ignore[no-untyped-d
 
 
 @njit(cache=True)
-def _exch_trade(s, book, oi, of, ri, rf, lat, pf, active, ts, aggressor, tick, qty):  # type: ignore[no-untyped-def]
+def _exch_trade(s, book, oi, of, ri, rf, lat, pf, active, ts, aggressor, tick, qty):
     lot = pf[PF_LOT]
     j = 0
     while j < s[S_N_ACTIVE]:
@@ -368,7 +368,7 @@ def _exch_trade(s, book, oi, of, ri, rf, lat, pf, active, ts, aggressor, tick, q
 
 
 @njit(cache=True)
-def _walk(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts, limit_tick, dry):  # type: ignore[no-untyped-def]
+def _walk(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts, limit_tick, dry):
     """Take liquidity level by level up to ``limit_tick`` (-1: no limit); ``dry`` only counts.
 
     Returns the lots filled (or fillable when ``dry``) and the last tick taken.
@@ -406,7 +406,7 @@ def _walk(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts, limit_tick, dr
 
 
 @njit(cache=True)
-def _impact_fill(s, book, oi, of, ri, rf, lat, pf, active, order, ts, last_tick):  # type: ignore[no-untyped-def]
+def _impact_fill(s, book, oi, of, ri, rf, lat, pf, active, order, ts, last_tick):
     """Square-root-law price for what visible depth could not fill: Y·σ·sqrt(Q/V) past it."""
     side = oi[order, O_SIDE]
     leaves = oi[order, O_LEAVES]
@@ -420,7 +420,7 @@ def _impact_fill(s, book, oi, of, ri, rf, lat, pf, active, order, ts, last_tick)
 
 
 @njit(cache=True)
-def _new_order(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts):  # type: ignore[no-untyped-def]
+def _new_order(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts):
     side = oi[order, O_SIDE]
     if oi[order, O_CANCEL] == 1:  # the cancel overtook the order
         oi[order, O_STATUS] = ST_DONE
@@ -478,7 +478,7 @@ def _new_order(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts):  # type:
 
 
 @njit(cache=True)
-def _cancel(s, oi, ri, rf, lat, active, order, ts):  # type: ignore[no-untyped-def]
+def _cancel(s, oi, ri, rf, lat, active, order, ts):
     status = oi[order, O_STATUS]
     if status == ST_RESTING:
         _remove_active(s, active, order)
@@ -491,7 +491,7 @@ def _cancel(s, oi, ri, rf, lat, active, order, ts):  # type: ignore[no-untyped-d
 
 
 @njit(cache=True)
-def _next_request(s, qi):  # type: ignore[no-untyped-def]
+def _next_request(s, qi):
     best_ts = INT_MAX
     best = -1
     low = s[S_REQ_LOW]
@@ -507,7 +507,7 @@ def _next_request(s, qi):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _settle_funding(s, sf, ri, rf, lat, oi, ts):  # type: ignore[no-untyped-def]
+def _settle_funding(s, sf, ri, rf, lat, oi, ts):
     """Funding falls due once the exchange clock passes the announced funding time."""
     due = s[S_FUND_T]
     if due > 0 and due > s[S_FUND_DONE] and ts > due:
@@ -520,7 +520,7 @@ def _settle_funding(s, sf, ri, rf, lat, oi, ts):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _resolve_probes(s, book, ri, rf, pf, p, until):  # type: ignore[no-untyped-def]
+def _resolve_probes(s, book, ri, rf, pf, p, until):
     """Fill in the exchange mid ``P_PROBE_NS`` after each fill (for the toxic-fill flag)."""
     k = s[S_PROBE]
     horizon = p[P_PROBE_NS]
@@ -537,7 +537,7 @@ def _resolve_probes(s, book, ri, rf, pf, p, until):  # type: ignore[no-untyped-d
 
 
 @njit(cache=True)
-def advance(  # type: ignore[no-untyped-def]
+def advance(
     exch_ts,
     local_ts,
     kind,
@@ -733,7 +733,7 @@ def advance(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def take_due(s, ri, now):  # type: ignore[no-untyped-def]
+def take_due(s, ri, now):
     """Indices of undelivered responses due by ``now``, in arrival order; marks them delivered."""
     low = s[S_RESP_LOW]
     n = s[S_N_RESP]
@@ -763,7 +763,7 @@ def take_due(s, ri, now):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def flush_samples(s, book, p, pf, samples, end):  # type: ignore[no-untyped-def]
+def flush_samples(s, book, p, pf, samples, end):
     """Record the strategy-view mid on the sampling grid up to and including ``end``."""
     while p[P_SAMPLE_NS] > 0 and s[S_NEXT_SAMPLE] <= end and s[S_N_SAMPLE] < samples.shape[0]:
         samples[s[S_N_SAMPLE]] = _mid(s, book, pf, S_LO_BB, S_LO_BA)

@@ -22,6 +22,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,7 @@ L2_EVENT = np.dtype(
 )
 
 DEPTH, TRADE, CLEAR, SNAPSHOT, FUNDING = 1, 2, 3, 4, 5
+Row = tuple[int, int, int, int, float, float, int]
 KIND_NAMES = {
     DEPTH: "depth",
     TRADE: "trade",
@@ -119,7 +121,7 @@ class L2Feed:
 
     @classmethod
     def from_rows(
-        cls, instrument_id: InstrumentId, rows: Iterable[tuple], stats: FeedStats | None = None
+        cls, instrument_id: InstrumentId, rows: Iterable[Row], stats: FeedStats | None = None
     ) -> L2Feed:
         """Build from ``(exch_ts, local_ts, kind, side, px, qty, ival)`` tuples."""
         return cls(instrument_id, np.array(list(rows), dtype=L2_EVENT), stats or FeedStats())
@@ -143,7 +145,7 @@ class L2Feed:
         return L2Feed(self.instrument_id, np.concatenate(parts)[:n_events], self.stats)
 
 
-def _level_rows(update: BookUpdate) -> Iterator[tuple]:
+def _level_rows(update: BookUpdate) -> Iterator[Row]:
     exch, local = update.ts_event_ns, update.ts_recv_ns
     if update.is_snapshot:
         yield (exch, local, CLEAR, 0, 0.0, 0.0, 0)
@@ -152,12 +154,12 @@ def _level_rows(update: BookUpdate) -> Iterator[tuple]:
         yield (exch, local, kind, 1 if is_bid else -1, price, size, 0)
 
 
-def _trade_row(trade: TradeTick) -> tuple:
+def _trade_row(trade: TradeTick) -> Row:
     side = 1 if trade.aggressor is AggressorSide.BUYER else -1
     return (trade.ts_event_ns, trade.ts_recv_ns, TRADE, side, trade.price, trade.size, 0)
 
 
-def _funding_row(rate: FundingRate) -> tuple:
+def _funding_row(rate: FundingRate) -> Row:
     return (
         rate.ts_event_ns,
         rate.ts_recv_ns,
@@ -187,7 +189,7 @@ def binance_feed(
     path = Path(path)
     stats = FeedStats()
     sync = BinanceBookSync(instrument_id, futures=futures)
-    rows: list[tuple] = []
+    rows: list[Row] = []
     symbol = instrument_id.symbol.replace("/", "").replace("-", "").upper()
     unsynced = not require_snapshot
     for frame in read_recording(path):
@@ -219,9 +221,9 @@ def binance_feed(
                     stats.unsynced_diffs += 1
                     rows.extend(_unsynced_rows(payload, frame.ts_ns))
                     continue
-                update = sync.on_message(payload, frame.ts_ns)
-                if update is not None:
-                    rows.extend(_level_rows(update))
+                applied = sync.on_message(payload, frame.ts_ns)
+                if applied is not None:
+                    rows.extend(_level_rows(applied))
             elif kind in ("trade", "aggTrade"):
                 stats.trades += 1
                 rows.append(_trade_row(parse_trade(payload, instrument_id, frame.ts_ns)))
@@ -265,7 +267,7 @@ def align_receive_clock(events: np.ndarray, min_latency_ns: int = 0) -> int:
     return shift
 
 
-def _unsynced_rows(payload: dict, ts_recv_ns: int) -> Iterator[tuple]:
+def _unsynced_rows(payload: dict[str, Any], ts_recv_ns: int) -> Iterator[Row]:
     exch = int(payload.get("T") or payload.get("E") or 0) * 1_000_000
     for side, key in ((1, "b"), (-1, "a")):
         for price, size in parse_levels(payload[key], key):

@@ -327,6 +327,11 @@ class L2SimVenue:
             self.rf = _grown(self.rf)
 
     @property
+    def start_ns(self) -> int:
+        """When the replay starts: the first exchange or receive time, whichever is earlier."""
+        return int(min(self._exch_ts[0], self._local_ts.min()))
+
+    @property
     def now_ns(self) -> int:
         return int(self.s[c.S_NOW])
 
