@@ -197,7 +197,7 @@ class L2BacktestEngine:
                 if reason == c.W_END:
                     break
                 clock._now_ns = now
-                mid = view.mid
+                mid = venue.mid()
                 if mid == mid:
                     marks[inst] = mid
                 if reason == c.W_UNTIL:

@@ -521,19 +521,23 @@ def _settle_funding(s, sf, ri, rf, lat, oi, ts):
 
 @njit(cache=True)
 def _resolve_probes(s, book, ri, rf, pf, p, until):
-    """Fill in the exchange mid ``P_PROBE_NS`` after each fill (for the toxic-fill flag)."""
+    """Fill in the exchange mid ``P_PROBE_NS`` after each fill (for the toxic-fill flag);
+    returns when the next pending probe falls due (``INT_MAX``: none pending)."""
     k = s[S_PROBE]
     horizon = p[P_PROBE_NS]
     mid = _mid(s, book, pf, S_EX_BB, S_EX_BA)
+    due = INT_MAX
     while k < s[S_N_RESP]:
         if ri[k, R_KIND] != RESP_FILL:
             k += 1
             continue
         if ri[k, R_EXCH_TS] + horizon >= until:
+            due = ri[k, R_EXCH_TS] + horizon
             break
         rf[k, RF_MID_AFTER] = mid
         k += 1
     s[S_PROBE] = k
+    return due
 
 
 @njit(cache=True)
@@ -585,6 +589,7 @@ def advance(
     t_ed = exch_ts[ex] if ex < n else INT_MAX
     next_sample = s[S_NEXT_SAMPLE] if sample_ns > 0 else INT_MAX
     top_seen = s[S_TOP_PENDING] == 1
+    probe_due = INT_MAX
     reason = W_END
     while True:
         t_lr = s[S_NEXT_RESP]
@@ -649,11 +654,11 @@ def advance(
             ex += 1
             t_ed = exch_ts[ex] if ex < n else INT_MAX
             k = kind[cur]
-            busy = s[S_N_ACTIVE] > 0 or s[S_PROBE] < s[S_N_RESP] or s[S_FUND_T] > s[S_FUND_DONE]
-            if busy:
+            # probes fall due strictly after their time; new fills restart the search
+            if t > probe_due or (probe_due == INT_MAX and s[S_PROBE] < s[S_N_RESP]):
                 s[S_EX_BB], s[S_EX_BA] = ex_bb, ex_ba
-                if s[S_PROBE] < s[S_N_RESP]:
-                    _resolve_probes(s, book, ri, rf, pf, p, t)
+                probe_due = _resolve_probes(s, book, ri, rf, pf, p, t)
+            if s[S_FUND_T] > s[S_FUND_DONE] and t > s[S_FUND_T]:
                 _settle_funding(s, sf, ri, rf, lat, oi, t)
             if k == K_DEPTH or k == K_SNAPSHOT:
                 tk = tick[cur]

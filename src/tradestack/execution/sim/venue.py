@@ -101,6 +101,7 @@ class L2SimVenue:
         self._rng = np.random.default_rng(config.seed)
         self._lot = instrument.lot_size
         self._tick = instrument.tick_size
+        self._tick_f = float(instrument.tick_size)
         events = feed.events
         self._exch_ts = np.ascontiguousarray(events["exch_ts"])
         if config.feed_latency_ns is None:
@@ -144,6 +145,10 @@ class L2SimVenue:
         self.ri = np.zeros((4096 + config.max_walk_levels, c.R_COLS), dtype=np.int64)
         self.rf = np.zeros((4096 + config.max_walk_levels, c.RF_COLS), dtype=np.float64)
         self._lat = config.response_latency.sample(self._rng, instrument.id.venue, 4096)
+        entry = config.entry_latency
+        self._entry_sampler = lambda n: entry.sample(self._rng, instrument.id.venue, n)
+        self._entry_lat: list[int] = []
+        self._entry_cursor = 0
         start = int(self._local_ts.min())
         interval = config.sample_interval_ns
         self.sample_start = -(-start // interval) * interval
@@ -251,9 +256,16 @@ class L2SimVenue:
         k = int(self.s[c.S_N_REQ])
         if k >= len(self.qi):
             self.qi = _grown(self.qi)
-        latency = int(self.config.entry_latency.sample(self._rng, self.instrument.id.venue, 1)[0])
-        arrival = now_ns + latency
-        self.qi[k] = (arrival, slot, kind, 0)
+        if self._entry_cursor == len(self._entry_lat):
+            self._entry_lat = self._entry_sampler(4096).tolist()
+            self._entry_cursor = 0
+        arrival = now_ns + self._entry_lat[self._entry_cursor]
+        self._entry_cursor += 1
+        row = self.qi[k]
+        row[c.Q_TS] = arrival
+        row[c.Q_ORDER] = slot
+        row[c.Q_KIND] = kind
+        row[c.Q_DONE] = 0
         self.s[c.S_N_REQ] = k + 1
         if arrival < self.s[c.S_NEXT_REQ]:
             self.s[c.S_NEXT_REQ] = arrival
@@ -304,6 +316,13 @@ class L2SimVenue:
                     f"{equity:.2f} x leverage {self.config.leverage} allows {capacity:.2f}"
                 )
         return tick, ""
+
+    def mid(self) -> float:
+        """The strategy-view mid (NaN while a side is empty)."""
+        bb, ba = int(self.s[c.S_LO_BB]), int(self.s[c.S_LO_BA])
+        if bb < 0 or ba >= self.book.shape[1]:
+            return math.nan
+        return (self.base + (bb + ba) / 2) * self._tick_f
 
     def _mark(self) -> Decimal | None:
         mid = self.view.mid
