@@ -145,8 +145,6 @@ class L2SimVenue:
         self.ri = np.zeros((4096 + config.max_walk_levels, c.R_COLS), dtype=np.int64)
         self.rf = np.zeros((4096 + config.max_walk_levels, c.RF_COLS), dtype=np.float64)
         self._lat = config.response_latency.sample(self._rng, instrument.id.venue, 4096)
-        entry = config.entry_latency
-        self._entry_sampler = lambda n: entry.sample(self._rng, instrument.id.venue, n)
         self._entry_lat: list[int] = []
         self._entry_cursor = 0
         start = int(self._local_ts.min())
@@ -257,7 +255,8 @@ class L2SimVenue:
         if k >= len(self.qi):
             self.qi = _grown(self.qi)
         if self._entry_cursor == len(self._entry_lat):
-            self._entry_lat = self._entry_sampler(4096).tolist()
+            entry = self.config.entry_latency
+            self._entry_lat = entry.sample(self._rng, self.instrument.id.venue, 4096).tolist()
             self._entry_cursor = 0
         arrival = now_ns + self._entry_lat[self._entry_cursor]
         self._entry_cursor += 1
