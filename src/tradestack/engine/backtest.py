@@ -48,6 +48,7 @@ class BacktestResult:
     orders: list[Order]
     strategy: Strategy
     periods_per_year: float | None = None
+    initial_equity: float | None = None
     _metrics: PerformanceMetrics | None = field(default=None, repr=False)
 
     @property
@@ -58,6 +59,13 @@ class BacktestResult:
     def trades(self) -> list[TradeRecord]:
         """Closed round trips (a position still open at the end is not a trade yet)."""
         return self.portfolio.closed_trades
+
+    @property
+    def starting_equity(self) -> float:
+        """Cash at the start plus any position the run started with, at its first mark."""
+        if self.initial_equity is not None:
+            return self.initial_equity
+        return float(self.portfolio.starting_cash)
 
     @property
     def final_equity(self) -> float:
@@ -76,7 +84,7 @@ class BacktestResult:
                 gross_exposure=self.gross_exposure,
                 traded_notional=float(self.portfolio.traded_notional),
                 total_fees=float(self.portfolio.total_fees),
-                starting_equity=float(self.portfolio.starting_cash),
+                starting_equity=self.starting_equity,
             )
         return self._metrics
 

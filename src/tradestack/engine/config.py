@@ -133,6 +133,13 @@ class BacktestConfig(_Strict):
             raise ValueError("give either data (bar files) or book (an order-book recording)")
         if self.l2_venue and self.book is None:
             raise ValueError("l2_venue settings need a book recording")
+        if self.book is not None and self.venue != VenueConfig():
+            raise ValueError("venue settings apply to bar data; an order book uses l2_venue")
+        if self.book is not None and self.periods_per_year is not None:
+            raise ValueError(
+                "periods_per_year applies to bar data; an order-book run samples equity every "
+                "l2_venue.sample_interval_ns"
+            )
         seen = [str(InstrumentId.parse(d.instrument)) for d in self.data]
         twice = sorted({i for i in seen if seen.count(i) > 1})
         if twice:

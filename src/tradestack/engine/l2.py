@@ -63,7 +63,7 @@ class L2BacktestResult(BacktestResult):
                 spread += e.fill.side.sign * (e.mid_at_fill - float(e.fill.price)) * qty
         fees = -float(self.portfolio.total_fees)
         funding = float(self.portfolio.total_funding)
-        total = self.final_equity - float(self.portfolio.starting_cash)
+        total = self.final_equity - self.starting_equity
         return {
             "total_pnl": total,
             "spread_capture": spread,
@@ -99,7 +99,7 @@ class L2BacktestEngine:
                 raise ValueError(
                     f"starting position {qty} is not a multiple of lot size {instrument.lot_size}"
                 )
-            self.portfolio.seed_position(instrument.id, qty, price)
+            self.portfolio.seed_position(instrument.id, qty, price, ts_ns=feed.start_ns)
         self.clock = SimulatedClock()
         mask = 0
         if overrides(strategy, "on_quote"):
@@ -221,7 +221,7 @@ class L2BacktestEngine:
             raise BacktestError(
                 f"backtest stopped at {at} in {phase}: {type(exc).__name__}: {exc}"
             ) from exc
-        ts, equity, gross = self._equity_curve()
+        ts, equity, gross, initial = self._equity_curve()
         return L2BacktestResult(
             ts_ns=ts,
             equity=equity,
@@ -230,13 +230,15 @@ class L2BacktestEngine:
             orders=list(venue.orders),
             strategy=strategy,
             periods_per_year=SECONDS_PER_YEAR * 1e9 / self.config.sample_interval_ns,
+            initial_equity=initial,
             executions=venue.execution_records(),
             venue_stats=venue.stats(),
             toxic_threshold_bps=self.config.toxic_threshold_bps,
         )
 
-    def _equity_curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Equity and gross exposure on the sampling grid, valued at the strategy-view mid."""
+    def _equity_curve(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """Equity and gross exposure on the sampling grid, valued at the strategy-view mid, and
+        the starting equity (cash plus a starting position at the first mid)."""
         ts, mids = self.venue.sampled_mids()
         log = np.array(self._ledger, dtype=np.float64).reshape(-1, 4)
         log_ts = np.array([row[0] for row in self._ledger], dtype=np.int64)
@@ -245,9 +247,11 @@ class L2BacktestEngine:
         cash, qty, avg = log[where, 1], log[where, 2], log[where, 3]
         mult = float(self.instrument.multiplier)
         mids = np.where(np.isnan(mids), avg, mids)
-        if self.instrument.kind is InstrumentKind.PERPETUAL:
-            equity = cash + qty * (mids - avg) * mult
-        else:
-            equity = cash + qty * mids * mult
+        perpetual = self.instrument.kind is InstrumentKind.PERPETUAL
+        value = qty * (mids - avg) * mult if perpetual else qty * mids * mult
+        equity = cash + value
         gross = np.abs(qty * mids * mult)
-        return ts, equity, gross
+        cash0, qty0, avg0 = log[0, 1], log[0, 2], log[0, 3]
+        first = next((float(m) for m in mids if m == m and m != 0.0), avg0)
+        value0 = qty0 * ((first - avg0) if perpetual else first) * mult
+        return ts, equity, gross, float(cash0 + value0)

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from tradestack.core.ids import InstrumentId
 from tradestack.core.instruments import Instrument, InstrumentKind
-from tradestack.core.orders import Fill
+from tradestack.core.orders import Fill, Liquidity, OrderSide
 from tradestack.core.positions import Position
 from tradestack.portfolio.trades import TradeRecord, TradeTracker
 
@@ -94,13 +94,20 @@ class Portfolio:
         self.trades.on_fill(fill, realized, inst.multiplier)
         return realized
 
-    def seed_position(self, instrument_id: InstrumentId, qty: Decimal, avg_price: Decimal) -> None:
+    def seed_position(
+        self, instrument_id: InstrumentId, qty: Decimal, avg_price: Decimal, ts_ns: int = 0
+    ) -> None:
         """Hold ``qty`` from the start at cost ``avg_price``; cash is not touched (it is what
-        the account has besides the position)."""
+        the account has besides the position). The trade tracker sees it as an open trade."""
         position = self.position(instrument_id)
         position.seed(qty, avg_price)
         if qty:
             self._open[instrument_id] = position
+            side = OrderSide.BUY if qty > 0 else OrderSide.SELL
+            opening = Fill(
+                "seed", instrument_id, side, abs(qty), avg_price, _ZERO, Liquidity.MAKER, ts_ns
+            )
+            self.trades.on_fill(opening, _ZERO, position.multiplier)
 
     def apply_funding(
         self,

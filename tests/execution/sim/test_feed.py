@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -179,3 +180,34 @@ def test_a_recording_without_snapshot_replays_with_require_snapshot_false(
 def test_a_recording_without_snapshot_needs_require_snapshot_false(snapshotless: Path) -> None:
     with pytest.raises(DataValidationError, match="require_snapshot"):
         binance_feed(snapshotless, BTC, futures=True)
+
+
+def test_unsynced_diffs_still_join_a_snapshot_that_arrives_later(tmp_path: Path) -> None:
+    base_ms = 1_700_000_000_000
+    lines = []
+
+    def diff(u: int) -> None:
+        data = {
+            "e": "depthUpdate", "E": base_ms + u, "T": base_ms + u, "s": "BTCUSDT",
+            "U": u, "u": u, "pu": u - 1,
+            "b": [[f"{100 + u:.1f}", "1"]], "a": [[f"{300 + u:.1f}", "1"]],
+        }  # fmt: skip
+        frame = {"stream": "btcusdt@depth@0ms", "data": data}
+        lines.append(f"{(base_ms + u) * 1_000_000} {json.dumps(frame)}")
+
+    for u in range(1, 9):
+        diff(u)
+    snap = {"lastUpdateId": 5, "E": base_ms + 5, "T": base_ms + 5, "bids": [["100.0", "2"]],
+            "asks": [["500.0", "2"]]}  # fmt: skip
+    lines.append(f"{(base_ms + 8) * 1_000_000} {json.dumps(snap)}")
+    for u in range(9, 13):
+        diff(u)
+    path = tmp_path / "partial.gz"
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    btc = InstrumentId("BTCUSDT", "binance")
+    synced = binance_feed(path, btc, futures=True)
+    partial = binance_feed(path, btc, futures=True, require_snapshot=False)
+    assert synced.stats.gaps == partial.stats.gaps == 0
+    last = synced.events[synced.events["kind"] == DEPTH][-2:]
+    assert list(partial.events[partial.events["kind"] == DEPTH][-2:]) == list(last)
+    assert float(last["px"][0]) == 112.0

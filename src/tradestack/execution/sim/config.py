@@ -89,8 +89,8 @@ class L2VenueConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("feed_latency_ns must be >= 0")
         if not 0 < self.price_band <= 10:
             raise ValueError("price_band must be in (0, 10]")
-        if self.max_walk_levels < 1:
-            raise ValueError("max_walk_levels must be >= 1")
+        if not 1 <= self.max_walk_levels <= 100_000:
+            raise ValueError("max_walk_levels must be in [1, 100000]")
         if self.sample_interval_ns <= 0 or self.toxic_horizon_ns <= 0:
             raise ValueError("sample_interval_ns and toxic_horizon_ns must be > 0")
         if self.leverage <= 0:

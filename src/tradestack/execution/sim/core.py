@@ -225,7 +225,8 @@ def _queue_depth(p, pf, of, order, prev, new, own):
         fb, ff = math.log1p(back), math.log1p(front_pos)
     prob = fb / (fb + ff) if fb + ff > 0.0 else 1.0
     est = front - (1.0 - prob) * chg + min(back - prob * chg, 0.0)
-    of[order, OF_AHEAD] = min(est, new) + own
+    # cancels never move us past the front: only trades fill us
+    of[order, OF_AHEAD] = max(min(est, new), min(front, 0.0)) + own
 
 
 @njit(cache=True, inline="always")
@@ -431,6 +432,12 @@ def _new_order(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts):
     tick = oi[order, O_TICK]
     tif = oi[order, O_TIF]
     if oi[order, O_TYPE] == T_MARKET:
+        if tif == TIF_FOK:
+            can, _, _ = _walk(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts, -1, True)
+            if can < oi[order, O_LEAVES]:
+                oi[order, O_STATUS] = ST_DONE
+                _respond(s, ri, rf, lat, order, RESP_EXPIRED, ts, -1, 0, 0, WHY_FOK, oi)
+                return
         _, last, levels = _walk(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts, -1, False)
         if oi[order, O_LEAVES] > 0:
             if pf[PF_IMPACT_Y] > 0.0 and last >= 0:
@@ -455,8 +462,12 @@ def _new_order(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts):
                 oi[order, O_STATUS] = ST_DONE
                 _respond(s, ri, rf, lat, order, RESP_EXPIRED, ts, -1, 0, 0, WHY_FOK, oi)
                 return
-        _walk(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts, tick, False)
+        _, _, levels = _walk(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts, tick, False)
         if oi[order, O_LEAVES] <= 0:
+            return
+        if levels >= p[P_MAX_WALK]:  # stopped by the walk limit: never rest a crossed order
+            oi[order, O_STATUS] = ST_DONE
+            _respond(s, ri, rf, lat, order, RESP_EXPIRED, ts, -1, 0, 0, WHY_WALK_LIMIT, oi)
             return
         if tif == TIF_IOC or tif == TIF_FOK:
             oi[order, O_STATUS] = ST_DONE
@@ -478,9 +489,18 @@ def _new_order(s, book, oi, of, ri, rf, lat, p, pf, active, order, ts):
 
 
 @njit(cache=True)
-def _cancel(s, oi, ri, rf, lat, active, order, ts):
+def _cancel(s, oi, of, ri, rf, lat, pf, active, order, ts):
     status = oi[order, O_STATUS]
     if status == ST_RESTING:
+        # our later orders at this price were queued behind this one
+        for j in range(s[S_N_ACTIVE]):
+            o = active[j]
+            if (
+                oi[o, O_SIDE] == oi[order, O_SIDE]
+                and oi[o, O_TICK] == oi[order, O_TICK]
+                and oi[o, O_SEQ] > oi[order, O_SEQ]
+            ):
+                of[o, OF_AHEAD] -= oi[order, O_LEAVES] * pf[PF_LOT]
         _remove_active(s, active, order)
         oi[order, O_STATUS] = ST_DONE
         _respond(s, ri, rf, lat, order, RESP_CANCELED, ts, -1, 0, 0, WHY_NONE, oi)
@@ -508,13 +528,17 @@ def _next_request(s, qi):
 
 @njit(cache=True)
 def _settle_funding(s, sf, ri, rf, lat, oi, ts):
-    """Funding falls due once the exchange clock passes the announced funding time."""
+    """Funding falls due once the exchange clock reaches the announced funding time: settled
+    at the first exchange event at or after it, with the last published rate and mark."""
     due = s[S_FUND_T]
-    if due > 0 and due > s[S_FUND_DONE] and ts > due:
+    if due > 0 and due > s[S_FUND_DONE] and ts >= due:
         s[S_FUND_DONE] = due
         if s[S_POS] != 0:
+            before = s[S_NEXT_RESP]
             k = _respond(s, ri, rf, lat, -1, RESP_FUNDING, due, -1, s[S_POS], 0, WHY_NONE, oi)
-            ri[k, R_LOCAL_TS] = max(ri[k, R_LOCAL_TS], ts)
+            # the account update leaves the venue now (``ts``), not back at ``due``
+            ri[k, R_LOCAL_TS] = max(ri[k, R_LOCAL_TS], ts + lat[(s[S_LAT_CUR] - 1) % lat.shape[0]])
+            s[S_NEXT_RESP] = min(before, ri[k, R_LOCAL_TS])
             rf[k, RF_MARK] = sf[F_FUND_MARK]
             rf[k, RF_RATE] = sf[F_FUND_RATE]
 
@@ -614,16 +638,23 @@ def advance(
                     s[S_N_SAMPLE] += 1
                     next_sample += sample_ns
             k = kind[row]
-            if k == K_DEPTH or k == K_SNAPSHOT:
-                tk = tick[row]
-                if tk < 0:
-                    continue
-                is_bid = side[row] > 0
-                if (tk >= lo_bb) if is_bid else (tk <= lo_ba):
+            if k == K_DEPTH or k == K_SNAPSHOT or k == K_CLEAR:
+                if k == K_CLEAR:
+                    if side[row] >= 0:
+                        book[LOB, :] = 0.0
+                        lo_bb = -1
+                    if side[row] <= 0:
+                        book[LOA, :] = 0.0
+                        lo_ba = n_ticks
                     top_seen = True
-                lo_bb, lo_ba = _set_level(
-                    book, LOB if is_bid else LOA, tk, qty[row], lo_bb, lo_ba, is_bid
-                )
+                elif tick[row] >= 0:  # rows outside the price band change nothing we keep
+                    tk = tick[row]
+                    is_bid = side[row] > 0
+                    if (tk >= lo_bb) if is_bid else (tk <= lo_ba):
+                        top_seen = True
+                    lo_bb, lo_ba = _set_level(
+                        book, LOB if is_bid else LOA, tk, qty[row], lo_bb, lo_ba, is_bid
+                    )
                 if msg_end[row]:
                     top = top_seen
                     top_seen = False
@@ -632,24 +663,19 @@ def advance(
                         s[S_WAKE_ROW] = row
                         reason = W_EVENT if mask & M_EVENT else W_TOP
                         break
-            elif k == K_TRADE:
-                if mask & M_TRADE and tick[row] >= 0:
-                    s[S_WAKE_ROW] = row
-                    reason = W_TRADE
-                    break
-            elif k == K_CLEAR:
-                if side[row] >= 0:
-                    book[LOB, :] = 0.0
-                    lo_bb = -1
-                if side[row] <= 0:
-                    book[LOA, :] = 0.0
-                    lo_ba = n_ticks
-                top_seen = True
+            elif k == K_TRADE and mask & M_TRADE and tick[row] >= 0:
+                s[S_WAKE_ROW] = row
+                reason = W_TRADE
+                break
             continue
         if t_lr == t:
             reason = W_RESPONSE
             break
         if t_ed == t:
+            # a data row can fill every resting order (and settle funding): keep room for it
+            if ri.shape[0] - s[S_N_RESP] < s[S_N_ACTIVE] + 8:
+                reason = W_SPACE
+                break
             cur = ex
             ex += 1
             t_ed = exch_ts[ex] if ex < n else INT_MAX
@@ -659,6 +685,9 @@ def advance(
                 s[S_EX_BB], s[S_EX_BA] = ex_bb, ex_ba
                 probe_due = _resolve_probes(s, book, ri, rf, pf, p, t)
             if s[S_FUND_T] > s[S_FUND_DONE] and t > s[S_FUND_T]:
+                _settle_funding(s, sf, ri, rf, lat, oi, t)
+            elif k == K_FUNDING and ival[cur] > s[S_FUND_T] > s[S_FUND_DONE] and t >= s[S_FUND_T]:
+                # the next period is announced exactly at the funding time: settle this one first
                 _settle_funding(s, sf, ri, rf, lat, oi, t)
             if k == K_DEPTH or k == K_SNAPSHOT:
                 tk = tick[cur]
@@ -725,7 +754,7 @@ def advance(
         if qi[k, Q_KIND] == REQ_NEW:
             _new_order(s, book, oi, of, ri, rf, lat, p, pf, active, order, t)
         else:
-            _cancel(s, oi, ri, rf, lat, active, order, t)
+            _cancel(s, oi, of, ri, rf, lat, pf, active, order, t)
         _next_request(s, qi)
         ex_bb, ex_ba = s[S_EX_BB], s[S_EX_BA]
     s[S_LO_CUR], s[S_EX_CUR] = lo, ex

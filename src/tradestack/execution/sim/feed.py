@@ -220,6 +220,7 @@ def binance_feed(
                 if unsynced and sync.state is SyncState.AWAITING_SNAPSHOT:
                     stats.unsynced_diffs += 1
                     rows.extend(_unsynced_rows(payload, frame.ts_ns))
+                    sync.on_message(payload, frame.ts_ns)  # buffered for a later snapshot
                     continue
                 applied = sync.on_message(payload, frame.ts_ns)
                 if applied is not None:

@@ -144,7 +144,8 @@ class L2SimVenue:
         self.qi = np.zeros((256, c.Q_COLS), dtype=np.int64)
         self.ri = np.zeros((4096 + config.max_walk_levels, c.R_COLS), dtype=np.int64)
         self.rf = np.zeros((4096 + config.max_walk_levels, c.RF_COLS), dtype=np.float64)
-        self._lat = config.response_latency.sample(self._rng, instrument.id.venue, 4096)
+        # response latencies are drawn up front and used in turn (period 65,536)
+        self._lat = config.response_latency.sample(self._rng, instrument.id.venue, 1 << 16)
         self._entry_lat: list[int] = []
         self._entry_cursor = 0
         start = int(self._local_ts.min())
@@ -290,11 +291,12 @@ class L2SimVenue:
                 lo, hi = self.price_of(0), self.price_of(self.book.shape[1] - 1)
                 return -1, f"price {order.price} is outside the simulated band [{lo}, {hi}]"
         position = self.portfolio.position(inst.id).qty
+        # worst case: every open order on this order's side fills, none on the other side
         pending = sum(
-            (o.leaves_qty * o.side.sign for o in self._open.values() if o is not order),
+            (o.leaves_qty for o in self._open.values() if o.side is order.side and o is not order),
             Decimal(0),
         )
-        after = position + pending + order.side.sign * order.qty
+        after = position + order.side.sign * (pending + order.qty)
         if order.reduce_only and (abs(position + order.side.sign * order.qty) > abs(position)):
             return -1, "reduce-only order would increase the position"
         if not self.config.allow_short and after < 0:
@@ -324,7 +326,7 @@ class L2SimVenue:
         return (self.base + (bb + ba) / 2) * self._tick_f
 
     def _mark(self) -> Decimal | None:
-        mid = self.view.mid
+        mid = self.mid()
         return None if mid != mid else Decimal(repr(mid))
 
     # -- replay ---------------------------------------------------------------------------------
