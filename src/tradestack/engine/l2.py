@@ -25,7 +25,7 @@ from tradestack.core.orders import Fill, Order, OrderEvent
 from tradestack.engine.backtest import BacktestError, BacktestResult
 from tradestack.engine.context import StrategyContext
 from tradestack.engine.strategy import Strategy, overrides
-from tradestack.execution.sim import core as c
+from tradestack.execution.sim import layout as c
 from tradestack.execution.sim.book_view import BookView
 from tradestack.execution.sim.config import L2VenueConfig
 from tradestack.execution.sim.feed import L2Feed

@@ -26,9 +26,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from benchmarks.bench_l2 import BTC, INSTRUMENT, LATENCY_NS
 
-from tradestack.core import Instrument, InstrumentId
-from tradestack.core.instruments import InstrumentKind
 from tradestack.engine.l2 import L2BacktestEngine, L2BacktestResult
 from tradestack.engine.strategy import Strategy
 from tradestack.execution.sim.config import L2VenueConfig, LatencyModel
@@ -40,17 +39,6 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
 PEER = ROOT / "benchmarks" / "peers_hftbacktest.py"
 PEER_PYTHON = Path(os.environ.get("TRADESTACK_PEERS_PYTHON", ROOT / ".venv-peers/bin/python"))
-BTC = InstrumentId("BTCUSDT", "binance")
-INSTRUMENT = Instrument(
-    BTC,
-    kind=InstrumentKind.PERPETUAL,
-    quote_currency="USDT",
-    tick_size=Decimal("0.1"),
-    lot_size=Decimal("0.001"),
-    maker_fee_bps=Decimal("-0.5"),
-    taker_fee_bps=Decimal("4"),
-)
-LATENCY_NS = 5_000_000
 
 
 def _peer(job: str, feed: L2Feed, args: dict[str, Any], tmp: Path) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tradestack.execution.sim import core as c
+from tradestack.execution.sim import layout as c
 
 if TYPE_CHECKING:
     from tradestack.execution.sim.venue import L2SimVenue

@@ -32,7 +32,8 @@ from tradestack.core.orders import (
 )
 from tradestack.data.errors import DataValidationError
 from tradestack.execution.costs import FeeModel
-from tradestack.execution.sim import core as c
+from tradestack.execution.sim import core
+from tradestack.execution.sim import layout as c
 from tradestack.execution.sim.book_view import BookView
 from tradestack.execution.sim.config import L2VenueConfig
 from tradestack.execution.sim.feed import CLEAR, FUNDING, TRADE, L2Feed
@@ -334,7 +335,7 @@ class L2SimVenue:
         """Replay until the strategy must be woken (or ``until_ns``); returns ``core.W_*``."""
         while True:
             reason = int(
-                c.advance(
+                core.advance(
                     self._exch_ts, self._local_ts, self._kind, self._side, self._ticks,
                     self._qty, self._ival, self._px, self._local_order, self._msg_end,
                     self.book, self.s, self.sf, self.p, self.pf, self.oi, self.of, self.qi,
@@ -358,7 +359,7 @@ class L2SimVenue:
     def deliver(self, now_ns: int) -> None:
         """Hand every response due by ``now_ns`` to the strategy side, in arrival order."""
         ri, rf = self.ri, self.rf
-        for k in c.take_due(self.s, ri, now_ns):
+        for k in core.take_due(self.s, ri, now_ns):
             kind = int(ri[k, c.R_KIND])
             local_ts = int(ri[k, c.R_LOCAL_TS])
             if kind == c.RESP_FUNDING:
@@ -446,7 +447,7 @@ class L2SimVenue:
 
     def sampled_mids(self) -> tuple[np.ndarray, np.ndarray]:
         """Receive-clock grid times and the strategy-view mid at each."""
-        c.flush_samples(self.s, self.book, self.p, self.pf, self.samples, int(self.s[c.S_NOW]))
+        core.flush_samples(self.s, self.book, self.p, self.pf, self.samples, int(self.s[c.S_NOW]))
         n = int(self.s[c.S_N_SAMPLE])
         interval = self.config.sample_interval_ns
         ts = self.sample_start + interval * np.arange(n, dtype=np.int64)
