@@ -16,7 +16,7 @@ from tradestack.core.ids import InstrumentId
 from tradestack.core.instruments import Instrument, InstrumentKind
 from tradestack.data import DataValidationError, load_bars, resolve_data_path
 from tradestack.engine.backtest import BacktestEngine, ProgressFn
-from tradestack.engine.config import BacktestConfig, BookDataConfig, ConfigError
+from tradestack.engine.config import BacktestConfig, BookDataConfig, ConfigError, DataConfig
 from tradestack.engine.l2 import L2BacktestEngine
 from tradestack.engine.strategy import Strategy
 from tradestack.execution.bar_venue import BarVenueConfig
@@ -98,20 +98,7 @@ def build_engine(
         except (OSError, ValueError) as exc:
             raise ConfigError(f"data[{n}].path: cannot load {path}: {exc}") from None
         feeds.append(series)
-        instruments.append(
-            Instrument(
-                inst_id,
-                kind=InstrumentKind(entry.kind),
-                quote_currency=entry.quote_currency,
-                tick_size=entry.tick_size,
-                lot_size=entry.lot_size,
-                min_qty=entry.min_qty,
-                min_notional=entry.min_notional,
-                maker_fee_bps=entry.maker_fee_bps,
-                taker_fee_bps=entry.taker_fee_bps,
-                multiplier=entry.multiplier,
-            )
-        )
+        instruments.append(_instrument(inst_id, entry))
     venue = config.venue
     return BacktestEngine(
         strategy,
@@ -152,18 +139,7 @@ def _build_l2_engine(
         raise
     except (OSError, ValueError) as exc:
         raise ConfigError(f"book.recording: cannot load {path}: {exc}") from None
-    instrument = Instrument(
-        inst_id,
-        kind=InstrumentKind(book.kind),
-        quote_currency=book.quote_currency,
-        tick_size=book.tick_size,
-        lot_size=book.lot_size,
-        min_qty=book.min_qty,
-        min_notional=book.min_notional,
-        maker_fee_bps=book.maker_fee_bps,
-        taker_fee_bps=book.taker_fee_bps,
-        multiplier=book.multiplier,
-    )
+    instrument = _instrument(inst_id, book)
     seed = None
     if book.starting_position:
         assert book.starting_price is not None
@@ -176,4 +152,20 @@ def _build_l2_engine(
         starting_cash=config.starting_cash,
         currency=config.currency,
         starting_position=seed,
+    )
+
+
+def _instrument(inst_id: InstrumentId, spec: DataConfig | BookDataConfig) -> Instrument:
+    """The trading rules a data entry declares for its instrument."""
+    return Instrument(
+        inst_id,
+        kind=InstrumentKind(spec.kind),
+        quote_currency=spec.quote_currency,
+        tick_size=spec.tick_size,
+        lot_size=spec.lot_size,
+        min_qty=spec.min_qty,
+        min_notional=spec.min_notional,
+        maker_fee_bps=spec.maker_fee_bps,
+        taker_fee_bps=spec.taker_fee_bps,
+        multiplier=spec.multiplier,
     )
