@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@ $(VENV)/.installed
 
-## demo: install, run the example backtests on bundled real data, print where the reports are
+## demo: install, run the BTC L2 pipeline (and the other examples) on bundled real data
 demo: $(VENV)/.installed
+	$(BIN)/tradestack backtest examples/pipeline_btc_l2.yaml --out $(OUT)/pipeline_btc_l2
+	$(BIN)/tradestack backtest examples/pipeline_equities_daily.yaml --out $(OUT)/pipeline_equities_daily
 	$(BIN)/tradestack backtest examples/configs/sma_cross.yaml --out $(OUT)/sma_cross
 	$(BIN)/tradestack backtest examples/configs/momentum.yaml --out $(OUT)/momentum
 	$(BIN)/tradestack backtest examples/l2_market_making.yaml --out $(OUT)/l2_market_making

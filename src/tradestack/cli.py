@@ -87,6 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--speed", type=float, help="x recorded pace (default: as fast as read)")
     fake.add_argument("--port", type=int, default=0)
     fake.set_defaults(func=_cmd_fake_venue)
+
+    kill = sub.add_parser("kill-switch", help="show or set the trading kill switch")
+    kill.add_argument("action", choices=["status", "halt", "reduce", "resume"])
+    kill.add_argument(
+        "--state",
+        type=Path,
+        required=True,
+        help="kill-switch state file (the risk config's kill_switch_state_path)",
+    )
+    kill.add_argument("--reason", help="why; recorded in the state file")
+    kill.set_defaults(func=_cmd_kill_switch)
     return parser
 
 
@@ -195,6 +206,52 @@ def _cmd_fake_venue(args: argparse.Namespace) -> int:
         asyncio.run(serve())
     except ValueError as exc:
         return _fail(str(exc))
+    return EXIT_OK
+
+
+def _cmd_kill_switch(args: argparse.Namespace) -> int:
+    import logging
+
+    risk_log = logging.getLogger("tradestack.risk")
+    quiet, risk_log.disabled = risk_log.disabled, True  # the command prints the change itself
+    try:
+        return _kill_switch(args)
+    finally:
+        risk_log.disabled = quiet
+
+
+def _kill_switch(args: argparse.Namespace) -> int:
+    from tradestack.risk import KillSwitch, KillSwitchStateError
+
+    path: Path = args.state
+    if path.is_dir():
+        return _fail(f"--state {path}: is a folder, not a state file")
+    try:
+        switch = KillSwitch(path)
+    except KillSwitchStateError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"--state {path}: {exc.strerror or exc}")
+    if args.action == "status":
+        if not path.exists():
+            print(f"kill switch: active (no state file at {path})")
+            return EXIT_OK
+        record = switch.snapshot()
+        since = f" since {record['ts']}" if record["ts"] else ""
+        by = f" by {record['changed_by']}" if record["changed_by"] else ""
+        print(f"kill switch: {switch.state.value}{since}{by}: {switch.reason or '-'}")
+        return EXIT_OK
+    before = switch.state
+    reason = args.reason or f"{args.action} via tradestack kill-switch"
+    change = {"halt": switch.halt, "reduce": switch.reduce, "resume": switch.resume}[args.action]
+    try:
+        changed = change(reason, changed_by="cli")
+    except OSError as exc:
+        return _fail(f"--state {path}: cannot write: {exc.strerror or exc}")
+    if changed:
+        print(f"kill switch: {before.value} -> {switch.state.value}: {reason} ({path})")
+    else:
+        print(f"kill switch: already {before.value} ({path}): {switch.reason or '-'}")
     return EXIT_OK
 
 

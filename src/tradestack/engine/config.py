@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from tradestack.core.ids import InstrumentId
+from tradestack.engine.pipeline.config import PipelineConfig
 
 
 class ConfigError(ValueError):
@@ -110,13 +111,17 @@ class BookDataConfig(_Strict):
 
 
 class BacktestConfig(_Strict):
-    """A whole backtest: strategy by import path, its parameters, data, venue, cash.
+    """A whole backtest: strategy by import path and its parameters (or a ``pipeline``), data,
+    venue, cash.
 
     Either ``data`` (bar files, bar venue ``venue``) or ``book`` (a recorded order book, L2
     venue ``l2_venue``: the fields of :class:`tradestack.execution.sim.L2VenueConfig`).
     """
 
-    strategy: str = Field(description="module.path:ClassName or path/to/file.py:ClassName")
+    strategy: str | None = Field(
+        default=None, description="module.path:ClassName or path/to/file.py:ClassName"
+    )
+    pipeline: PipelineConfig | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     data: list[DataConfig] = Field(default_factory=list)
     venue: VenueConfig = VenueConfig()
@@ -131,6 +136,15 @@ class BacktestConfig(_Strict):
     def _one_series_per_instrument(self) -> BacktestConfig:
         if bool(self.data) == (self.book is not None):
             raise ValueError("give either data (bar files) or book (an order-book recording)")
+        if (self.strategy is None) == (self.pipeline is None):
+            raise ValueError("give either strategy (a class) or pipeline (layers from config)")
+        if self.pipeline is not None and self.params:
+            raise ValueError("params belong to a strategy; a pipeline is configured in pipeline")
+        if self.pipeline is not None:
+            if self.book is not None and self.pipeline.interval_ms is None:
+                raise ValueError("pipeline.interval_ms is needed on order-book data")
+            if self.book is None and self.pipeline.interval_ms is not None:
+                raise ValueError("pipeline.interval_ms applies to order-book data; bars step")
         if self.l2_venue and self.book is None:
             raise ValueError("l2_venue settings need a book recording")
         if self.book is not None and self.venue != VenueConfig():

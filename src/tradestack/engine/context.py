@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 
 from tradestack.core.ids import InstrumentId, client_order_id
 from tradestack.core.instruments import Instrument
-from tradestack.core.orders import InvalidOrder, Order, OrderSide, OrderType, TimeInForce
+from tradestack.core.orders import (
+    InvalidOrder,
+    Order,
+    OrderRejected,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+)
 from tradestack.core.positions import Position
 from tradestack.core.series import FloatArray
 
@@ -20,6 +27,7 @@ if TYPE_CHECKING:
 
 InstrumentRef = InstrumentId | str
 HistoryFn = Callable[[InstrumentId, str, int | None], FloatArray]
+PreTradeFn = Callable[[Order], str | None]
 
 
 class StrategyContext:
@@ -27,7 +35,8 @@ class StrategyContext:
 
     ``submit``/``buy``/``sell``/``cancel`` send orders; ``order_target_qty`` and
     ``order_target_percent`` trade the difference to a target; ``history`` returns only data up to
-    the current event.
+    the current event. ``pre_trade``, when set, sees every order before it is sent and may deny
+    it with a reason: the order is then REJECTED with that reason and never reaches the venue.
     """
 
     def __init__(
@@ -56,6 +65,7 @@ class StrategyContext:
         symbols = [i.symbol for i in instruments]
         self._by_symbol = {i.symbol: i for i in instruments if symbols.count(i.symbol) == 1}
         self._sequence = 0
+        self.pre_trade: PreTradeFn | None = None
         self.orders: dict[str, Order] = {}
         self._open: dict[str, Order] = {}
 
@@ -148,6 +158,11 @@ class StrategyContext:
             tag=tag,
         )
         self.orders[order.client_order_id] = order
+        if self.pre_trade is not None:
+            denied = self.pre_trade(order)
+            if denied:
+                order.apply(OrderRejected(order.client_order_id, self.clock.now_ns(), denied))
+                return order
         self._open[order.client_order_id] = order
         self._send(order)
         return order

@@ -7,21 +7,29 @@ import importlib
 import importlib.util
 import inspect
 import sys
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 
 import msgspec
+import numpy as np
 
 from tradestack.core.ids import InstrumentId
 from tradestack.core.instruments import Instrument, InstrumentKind
+from tradestack.core.series import BarSeries
 from tradestack.data import DataValidationError, load_bars, resolve_data_path
 from tradestack.engine.backtest import BacktestEngine, ProgressFn
 from tradestack.engine.config import BacktestConfig, BookDataConfig, ConfigError, DataConfig
 from tradestack.engine.l2 import L2BacktestEngine
+from tradestack.engine.pipeline.config import PipelineConfig
+from tradestack.engine.pipeline.plan import PipelineError, PipelinePlan, Steps, build_plan
+from tradestack.engine.pipeline.sampling import sample_book
+from tradestack.engine.pipeline.strategy import BatchPipeline, PipelineStrategy, ReplayPipeline
 from tradestack.engine.strategy import Strategy
 from tradestack.execution.bar_venue import BarVenueConfig
 from tradestack.execution.sim.config import L2VenueConfig
-from tradestack.execution.sim.feed import binance_feed
+from tradestack.execution.sim.feed import L2Feed, binance_feed
+from tradestack.features.registry import BAR_COLUMNS, BOOK_COLUMNS
 
 
 def import_strategy(spec: str, base: Path | None = None) -> type[Strategy]:
@@ -82,9 +90,18 @@ def build_engine(
     config: BacktestConfig, base: Path, progress: ProgressFn | None = None
 ) -> BacktestEngine | L2BacktestEngine:
     """Everything is loaded and checked before the engine exists, so a bad input writes nothing."""
+    if config.pipeline is not None:
+        return _build_pipeline_engine(config, config.pipeline, base, progress)
+    assert config.strategy is not None
     strategy = import_strategy(config.strategy, base)(**config.params)
     if config.book is not None:
-        return _build_l2_engine(config, config.book, strategy, base)
+        feed, instrument, seed = _load_book(config.book, base)
+        return _l2_engine(config, strategy, feed, instrument, seed)
+    feeds, instruments = _load_bars(config, base)
+    return _bar_engine(config, strategy, feeds, instruments, progress)
+
+
+def _load_bars(config: BacktestConfig, base: Path) -> tuple[list[BarSeries], list[Instrument]]:
     feeds, instruments = [], []
     for n, entry in enumerate(config.data):
         inst_id = InstrumentId.parse(entry.instrument)
@@ -99,6 +116,16 @@ def build_engine(
             raise ConfigError(f"data[{n}].path: cannot load {path}: {exc}") from None
         feeds.append(series)
         instruments.append(_instrument(inst_id, entry))
+    return feeds, instruments
+
+
+def _bar_engine(
+    config: BacktestConfig,
+    strategy: Strategy,
+    feeds: list[BarSeries],
+    instruments: list[Instrument],
+    progress: ProgressFn | None,
+) -> BacktestEngine:
     venue = config.venue
     return BacktestEngine(
         strategy,
@@ -119,13 +146,16 @@ def build_engine(
     )
 
 
-def _build_l2_engine(
-    config: BacktestConfig, book: BookDataConfig, strategy: Strategy, base: Path
-) -> L2BacktestEngine:
+def _l2_venue_config(config: BacktestConfig) -> L2VenueConfig:
     try:
-        venue = msgspec.convert(config.l2_venue, L2VenueConfig, strict=False)
+        return msgspec.convert(config.l2_venue, L2VenueConfig, strict=False)
     except (msgspec.ValidationError, ValueError) as exc:
         raise ConfigError(f"l2_venue: {exc}") from None
+
+
+def _load_book(
+    book: BookDataConfig, base: Path
+) -> tuple[L2Feed, Instrument, tuple[Decimal, Decimal] | None]:
     inst_id = InstrumentId.parse(book.instrument)
     path = resolve_data_path(book.recording, base)
     try:
@@ -139,20 +169,70 @@ def _build_l2_engine(
         raise
     except (OSError, ValueError) as exc:
         raise ConfigError(f"book.recording: cannot load {path}: {exc}") from None
-    instrument = _instrument(inst_id, book)
     seed = None
     if book.starting_position:
         assert book.starting_price is not None
         seed = (book.starting_position, book.starting_price)
+    return feed, _instrument(inst_id, book), seed
+
+
+def _l2_engine(
+    config: BacktestConfig,
+    strategy: Strategy,
+    feed: L2Feed,
+    instrument: Instrument,
+    seed: tuple[Decimal, Decimal] | None,
+) -> L2BacktestEngine:
     return L2BacktestEngine(
         strategy,
         feed,
         instrument=instrument,
-        venue=venue,
+        venue=_l2_venue_config(config),
         starting_cash=config.starting_cash,
         currency=config.currency,
         starting_position=seed,
     )
+
+
+def _build_pipeline_engine(
+    config: BacktestConfig, pipeline: PipelineConfig, base: Path, progress: ProgressFn | None
+) -> BacktestEngine | L2BacktestEngine:
+    """Research first (sample the data, fit on the training window), then the engine."""
+    strategy: PipelineStrategy
+    if config.book is not None:
+        feed, instrument, seed = _load_book(config.book, base)
+        venue = _l2_venue_config(config)
+        assert pipeline.interval_ms is not None
+        interval_ns = round(pipeline.interval_ms * 1_000_000)
+        sampled = sample_book(feed, instrument, venue, interval_ns, pipeline.depth).two_sided()
+        steps = {instrument.id: Steps(sampled.ts_ns, sampled.columns)}
+        plan = _plan(pipeline, steps, BOOK_COLUMNS)
+        if pipeline.mode == "batch":
+            signals = {instrument.id: plan.signals(steps[instrument.id])}
+            strategy = BatchPipeline(plan, signals, interval_ns=interval_ns)
+        else:
+            strategy = ReplayPipeline(plan, interval_ns=interval_ns, depth=pipeline.depth)
+        return _l2_engine(config, strategy, feed, instrument, seed)
+    feeds, instruments = _load_bars(config, base)
+    steps = {
+        f.instrument_id: Steps(f.ts_ns, {c: np.asarray(getattr(f, c)) for c in BAR_COLUMNS})
+        for f in feeds
+    }
+    plan = _plan(pipeline, steps, BAR_COLUMNS)
+    if pipeline.mode == "batch":
+        strategy = BatchPipeline(plan, {i: plan.signals(s) for i, s in steps.items()})
+    else:
+        strategy = ReplayPipeline(plan)
+    return _bar_engine(config, strategy, feeds, instruments, progress)
+
+
+def _plan(
+    pipeline: PipelineConfig, steps: dict[InstrumentId, Steps], columns: tuple[str, ...]
+) -> PipelinePlan:
+    try:
+        return build_plan(pipeline, steps, columns)
+    except PipelineError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _instrument(inst_id: InstrumentId, spec: DataConfig | BookDataConfig) -> Instrument:

@@ -23,6 +23,8 @@ from tradestack.engine.l2_outputs import (
     write_executions,
     write_funding,
 )
+from tradestack.engine.pipeline.report import pipeline_diagnostics, pipeline_sections
+from tradestack.engine.pipeline.strategy import PipelineStrategy
 
 TRADE_COLUMNS = (
     "instrument",
@@ -44,6 +46,7 @@ OUTPUT_FILES = (
     "orders.csv",
     "executions.csv",
     "funding.csv",
+    "pipeline.json",
     "report.html",
 )
 REPORT_POINTS = 20_000
@@ -102,6 +105,13 @@ def write_outputs(
             write_executions(result, staging / "executions.csv", iso_utc)
             write_funding(result, staging / "funding.csv", iso_utc)
             sections = report_sections(result, summary)
+        if isinstance(result.strategy, PipelineStrategy):
+            diagnostics = pipeline_diagnostics(result.strategy)
+            payload["pipeline"] = {k: diagnostics[k] for k in ("mode", "steps", "fit")}
+            (staging / "pipeline.json").write_text(
+                json.dumps(diagnostics, indent=2, default=str) + "\n"
+            )
+            sections = [*sections, *pipeline_sections(diagnostics)]
         (staging / "metrics.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
         _write_trades(result, staging / "trades.csv")
         _write_equity(result, staging / "equity.csv")

@@ -1,40 +1,28 @@
-"""Moving-average indicators in two forms that give the same numbers: batch (whole arrays, numpy)
-and incremental (one value at a time, for event-driven strategies)."""
+"""Moving-average indicators in two forms that give the same numbers: batch (whole arrays, TA-Lib)
+and incremental (one value at a time, for event-driven strategies). Leading NaN inputs are
+skipped in both forms, as TA-Lib does."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import talib
 
 from tradestack.core.series import FloatArray
 
 
 def sma(values: FloatArray, period: int) -> FloatArray:
-    """Simple moving average; the first ``period - 1`` outputs are NaN."""
+    """Simple moving average (TA-Lib ``SMA``); the first ``period - 1`` outputs are NaN."""
     _check_period(period)
-    x = np.asarray(values, dtype=np.float64)
-    out = np.full(len(x), np.nan)
-    if len(x) >= period:
-        window = np.lib.stride_tricks.sliding_window_view(x, period)
-        out[period - 1 :] = window.mean(axis=1)
-    return out
+    return talib.SMA(np.ascontiguousarray(values, dtype=np.float64), timeperiod=period)
 
 
 def ema(values: FloatArray, period: int) -> FloatArray:
-    """Exponential moving average with alpha = 2 / (period + 1), seeded by the first SMA."""
+    """Exponential moving average with alpha = 2 / (period + 1), seeded by the first SMA
+    (TA-Lib ``EMA``)."""
     _check_period(period)
-    x = np.asarray(values, dtype=np.float64)
-    out = np.full(len(x), np.nan)
-    if len(x) < period:
-        return out
-    alpha = 2.0 / (period + 1)
-    prev = float(x[:period].mean())
-    out[period - 1] = prev
-    for i in range(period, len(x)):
-        prev = prev + alpha * (float(x[i]) - prev)
-        out[i] = prev
-    return out
+    return talib.EMA(np.ascontiguousarray(values, dtype=np.float64), timeperiod=period)
 
 
 class SMA:
@@ -57,6 +45,8 @@ class SMA:
 
     def update(self, x: float) -> float:
         ring = self._ring
+        if x != x and not ring:  # leading NaNs are skipped, as TA-Lib does
+            return self.value
         i = self._i
         if self._full:
             self._sum += x - ring[i]
@@ -91,6 +81,8 @@ class EMA:
 
     def update(self, x: float) -> float:
         if len(self._seed) < self.period:
+            if x != x and not self._seed:  # leading NaNs are skipped, as TA-Lib does
+                return self.value
             self._seed.append(x)
             if len(self._seed) == self.period:
                 self.value = float(np.mean(self._seed))

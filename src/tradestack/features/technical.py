@@ -1,10 +1,10 @@
 """Technical indicators in two forms that agree to 1e-9: batch over arrays (TA-Lib where TA-Lib
 has the indicator) and incremental, O(1) per update, for event-by-event strategies.
 
-Conventions are TA-Lib's: outputs are NaN until the indicator has its full lookback; EMAs are
-seeded with the simple average of their first ``period`` inputs; RSI and ATR use Wilder's
-smoothing seeded the same way. The incremental classes reproduce TA-Lib's arithmetic order so
-the two forms match, not only converge.
+Conventions are TA-Lib's: leading NaN inputs are skipped; outputs are NaN until the indicator
+has its full lookback; EMAs are seeded with the simple average of their first ``period`` inputs;
+RSI and ATR use Wilder's smoothing seeded the same way. The incremental classes reproduce
+TA-Lib's arithmetic order so the two forms match, not only converge.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import talib
 
 from tradestack.core.series import FloatArray
+from tradestack.features.kernels import rolling_volatility_kernel
 
 
 def _arr(values: FloatArray) -> np.ndarray:
@@ -73,16 +74,12 @@ def returns(close: FloatArray, period: int = 1) -> FloatArray:
 
 
 def rolling_volatility(close: FloatArray, period: int = 20) -> FloatArray:
-    """Sample standard deviation (ddof=1) of the last ``period`` log returns; TA-Lib has no
-    sample-std indicator, so this one is numpy."""
+    """Sample standard deviation (ddof=1) of the last ``period`` log returns. TA-Lib has no
+    sample-std indicator, so this is a compiled loop doing :class:`RollingVolatility`'s
+    arithmetic (running sums rebuilt exactly every ``period`` returns)."""
     _check(period, 2)
-    x = _arr(close)
-    out = np.full(len(x), np.nan)
-    r = np.diff(np.log(x))
-    if len(r) >= period:
-        window = np.lib.stride_tricks.sliding_window_view(r, period)
-        out[period:] = window.std(axis=1, ddof=1)
-    return out
+    result: FloatArray = rolling_volatility_kernel(_arr(close), period)
+    return result
 
 
 def zscore(values: FloatArray, period: int = 20) -> FloatArray:
@@ -152,6 +149,8 @@ class _Ema:
 
     def update(self, x: float) -> float:
         if self._count < self.period:
+            if x != x and self._count == 0:
+                return self.value
             self._count += 1
             self._seed += x
             if self._count == self.period:
@@ -181,6 +180,8 @@ class MACD:
 
     def update(self, x: float) -> tuple[float, float, float]:
         """Feed one close; returns (line, signal, histogram), NaN during the lookback."""
+        if x != x and not self._recent:
+            return self.line, self.signal_line, self.histogram
         self._recent.append(x)
         slow = self._slow.update(x)
         if slow != slow:
@@ -216,6 +217,8 @@ class BollingerBands:
         """Feed one value; returns (upper, middle, lower)."""
         # TA-Lib's order: add the new value, compute, then drop the oldest
         window = self._window
+        if x != x and not window:
+            return self.upper, self.middle, self.lower
         window.append(x)
         self._sum += x
         self._sum2 += x * x

@@ -1,0 +1,1 @@
+"""The multi-layer pipeline (features → alphas → ensemble → sizing → risk) as one strategy."""

@@ -1,0 +1,313 @@
+"""The pipeline as one strategy: features → alphas → ensemble → sizing → risk → orders.
+
+Two paths compute the signal and share everything after it. :class:`BatchPipeline` reads the
+signal that :meth:`PipelinePlan.signals` computed over whole arrays before the run (research);
+:class:`ReplayPipeline` computes it one event at a time from what has arrived so far, as paper
+and live trading do. On bars a step is each bar's close; on an order book it is each timer tick
+of the receive clock (``interval_ms``). Nothing trades before ``train_end``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tradestack.core.events import Bar, TradeTick
+from tradestack.core.ids import InstrumentId
+from tradestack.core.orders import Order, OrderSide, OrderType
+from tradestack.engine.pipeline.plan import PipelinePlan, Signals
+from tradestack.engine.pipeline.sampling import BookStepper
+from tradestack.engine.strategy import Strategy
+from tradestack.portfolio.sizing import Sizer, SizingStats
+from tradestack.risk import KillSwitchState, RiskManager
+
+if TYPE_CHECKING:
+    from tradestack.engine.context import StrategyContext
+
+FLATTEN_TAG = "risk_flatten"
+TIMER = "pipeline"
+
+
+class _Track:
+    """One instrument's progress through its steps, and what each step computed."""
+
+    __slots__ = ("close", "features", "scores", "signal", "step", "ts")
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.ts: list[int] = []
+        self.close: list[float] = []
+        self.features: list[tuple[float, ...]] = []
+        self.scores: list[list[float]] = []
+        self.signal: list[float] = []
+
+
+class PipelineStrategy(Strategy):
+    """Shared decision logic of both paths (see module docstring)."""
+
+    mode = "batch"
+
+    def __init__(
+        self,
+        plan: PipelinePlan,
+        *,
+        interval_ns: int | None = None,
+        risk: RiskManager | None = None,
+    ) -> None:
+        super().__init__()
+        self.plan = plan
+        self.interval_ns = interval_ns
+        self.risk = risk if risk is not None else RiskManager(plan.risk)
+        self.sizer = Sizer(plan.sizing)
+        self.sizing_stats = SizingStats()
+        self.tracks: dict[InstrumentId, _Track] = {}
+        self._targets: dict[InstrumentId, float] = {}
+        self._ctx: StrategyContext | None = None
+
+    @property
+    def name(self) -> str:
+        return "Pipeline"
+
+    # -- events ---------------------------------------------------------------------------------
+    def on_start(self, ctx: StrategyContext) -> None:
+        self._ctx = ctx
+        ctx.pre_trade = self._pre_trade
+        self.tracks = {inst: _Track() for inst in ctx.instruments}
+        if self.interval_ns is not None:
+            ctx.set_timer(TIMER, self.interval_ns)
+
+    def on_bar(self, ctx: StrategyContext, bar: Bar) -> None:
+        inst = bar.instrument_id
+        features, scores, signal = self._compute_bar(inst, bar)
+        self._decide(ctx, inst, bar.ts_event_ns, bar.close, features, scores, signal)
+
+    def on_timer(self, ctx: StrategyContext, name: str, ts_ns: int) -> None:
+        if name != TIMER:
+            return
+        (inst,) = ctx.instruments
+        view = ctx.book(inst)
+        if view.mid != view.mid:  # a one-sided book is not a step: no features, no decision
+            self._skip_step()
+            return
+        computed = self._compute_book(inst, ts_ns, view)
+        if computed is not None:
+            self._decide(ctx, inst, ts_ns, view.mid, *computed)
+
+    # -- the two paths --------------------------------------------------------------------------
+    def _skip_step(self) -> None:
+        """A grid time without a two-sided book (left out of the batch steps as well)."""
+
+    def _compute_bar(
+        self, inst: InstrumentId, bar: Bar
+    ) -> tuple[tuple[float, ...], list[float], float]:
+        raise NotImplementedError
+
+    def _compute_book(
+        self, inst: InstrumentId, ts_ns: int, view: Any
+    ) -> tuple[tuple[float, ...], list[float], float] | None:
+        raise NotImplementedError
+
+    # -- shared decision ------------------------------------------------------------------------
+    def _decide(
+        self,
+        ctx: StrategyContext,
+        inst: InstrumentId,
+        ts_ns: int,
+        price: float,
+        features: tuple[float, ...],
+        scores: list[float],
+        signal: float,
+    ) -> None:
+        track = self.tracks[inst]
+        track.ts.append(ts_ns)
+        track.close.append(price)
+        track.features.append(features)
+        track.scores.append(scores)
+        track.signal.append(signal)
+        risk = self.risk
+        risk.on_price(inst, ts_ns, price)
+        for action in risk.evaluate(ts_ns, ctx.portfolio):
+            hit = list(ctx.instruments) if action.instrument_id is None else [action.instrument_id]
+            for victim in hit:
+                self._flatten(ctx, victim)
+        halted = risk.kill_switch.state is KillSwitchState.HALTED
+        if ts_ns < self.plan.train_end_ns[inst] or halted:
+            return
+        instrument = ctx.instrument(inst)
+        current = ctx.position(inst).qty + self._pending(ctx, inst)
+        decision = self.sizer.target(
+            signal,
+            price=price,
+            equity=ctx.portfolio.equity(),
+            volatility=features[self.plan.volatility_column],
+            position_qty=current,
+            instrument=instrument,
+        )
+        self.sizing_stats.record(decision)
+        target = decision.target_qty
+        if decision.reason in ("sized", "capped") and target != 0:
+            mult = float(instrument.multiplier)
+            notional = float(target) * price * mult
+            adjusted, rules = risk.scale_target(
+                inst, notional, portfolio=ctx.portfolio, targets=self._targets
+            )
+            if rules:
+                scaled = instrument.round_qty(abs(adjusted) / (price * mult))
+                target = scaled if adjusted >= 0 else -scaled
+        self._targets[inst] = float(target) * price * float(instrument.multiplier)
+        delta = target - current
+        if delta == 0:
+            return
+        minimum = max(Decimal(str(self.plan.sizing.min_order_notional)), instrument.min_notional)
+        if abs(delta) * Decimal(repr(price)) * instrument.multiplier < minimum:
+            return
+        side = OrderSide.BUY if delta > 0 else OrderSide.SELL
+        ctx.submit(inst, side, abs(delta), tag="pipeline")
+
+    def _pending(self, ctx: StrategyContext, inst: InstrumentId) -> Decimal:
+        pending = Decimal(0)
+        for o in ctx.open_orders(inst):
+            if o.order_type is OrderType.MARKET:
+                pending += o.leaves_qty if o.side is OrderSide.BUY else -o.leaves_qty
+        return pending
+
+    def _flatten(self, ctx: StrategyContext, inst: InstrumentId) -> None:
+        for order in ctx.open_orders(inst):
+            ctx.cancel(order)
+        qty = ctx.position(inst).qty
+        if qty != 0:
+            side = OrderSide.SELL if qty > 0 else OrderSide.BUY
+            ctx.submit(inst, side, abs(qty), reduce_only=True, tag=FLATTEN_TAG)
+        self._targets[inst] = 0.0
+
+    def _pre_trade(self, order: Order) -> str | None:
+        ctx = self._ctx
+        assert ctx is not None
+        inst = order.instrument_id
+        mark = ctx.portfolio.mark_price(inst) if ctx.portfolio.has_mark(inst) else math.nan
+        denial = self.risk.check_order(
+            order,
+            now_ns=ctx.now_ns(),
+            instrument=ctx.instrument(inst),
+            portfolio=ctx.portfolio,
+            mid=mark,
+            open_orders=ctx.open_orders(inst),
+            flatten=order.tag == FLATTEN_TAG,
+        )
+        return None if denial is None else f"risk: {denial.rule}: {denial.detail}"
+
+    # -- results --------------------------------------------------------------------------------
+    def recorded(self) -> dict[InstrumentId, Signals]:
+        """What each step computed, per instrument (the same in both paths)."""
+        out = {}
+        n_alphas = len(self.plan.alphas)
+        n_features = len(self.plan.features.names)
+        for inst, t in self.tracks.items():
+            out[inst] = Signals(
+                np.array(t.ts, dtype=np.int64),
+                np.array(t.close, dtype=np.float64),
+                np.array(t.features, dtype=np.float64).reshape(-1, n_features),
+                np.array(t.scores, dtype=np.float64).reshape(-1, n_alphas),
+                np.array(t.signal, dtype=np.float64),
+            )
+        return out
+
+
+class BatchPipeline(PipelineStrategy):
+    """Reads the signal computed over whole arrays before the run."""
+
+    mode = "batch"
+
+    def __init__(
+        self,
+        plan: PipelinePlan,
+        signals: Mapping[InstrumentId, Signals],
+        *,
+        interval_ns: int | None = None,
+        risk: RiskManager | None = None,
+    ) -> None:
+        super().__init__(plan, interval_ns=interval_ns, risk=risk)
+        self.signals = dict(signals)
+
+    def _row(
+        self, inst: InstrumentId, ts_ns: int
+    ) -> tuple[tuple[float, ...], list[float], float] | None:
+        track = self.tracks[inst]
+        sig = self.signals[inst]
+        i = track.step
+        if i >= len(sig.ts_ns):
+            return None
+        if int(sig.ts_ns[i]) != ts_ns:
+            raise RuntimeError(
+                f"{inst}: step {i} is at {ts_ns} but the batch signal was computed for "
+                f"{int(sig.ts_ns[i])}; the data changed between research and the run"
+            )
+        track.step = i + 1
+        return (tuple(sig.features[i].tolist()), sig.alpha_scores[i].tolist(), float(sig.signal[i]))
+
+    def _compute_bar(
+        self, inst: InstrumentId, bar: Bar
+    ) -> tuple[tuple[float, ...], list[float], float]:
+        row = self._row(inst, bar.ts_event_ns)
+        if row is None:
+            raise RuntimeError(f"{inst}: more bars than the batch signal covers")
+        return row
+
+    def _compute_book(
+        self, inst: InstrumentId, ts_ns: int, view: Any
+    ) -> tuple[tuple[float, ...], list[float], float] | None:
+        return self._row(inst, ts_ns)
+
+
+class ReplayPipeline(PipelineStrategy):
+    """Computes features, alpha scores and the blend one event at a time."""
+
+    mode = "replay"
+
+    def __init__(
+        self,
+        plan: PipelinePlan,
+        *,
+        interval_ns: int | None = None,
+        depth: int = 5,
+        risk: RiskManager | None = None,
+    ) -> None:
+        super().__init__(plan, interval_ns=interval_ns, risk=risk)
+        self._incremental = {}  # type: dict[InstrumentId, Any]
+        self._stepper = BookStepper(depth)
+        self._alpha_score = [a.score for a in plan.alphas]
+        self._columns = plan.alpha_columns
+
+    def on_start(self, ctx: StrategyContext) -> None:
+        super().on_start(ctx)
+        self._incremental = {inst: self.plan.features.incremental() for inst in ctx.instruments}
+
+    def on_trade(self, ctx: StrategyContext, trade: TradeTick) -> None:
+        self._stepper.on_trade(trade)
+
+    def _skip_step(self) -> None:
+        self._stepper.reset()
+
+    def _signal(
+        self, inst: InstrumentId, row: list[Any]
+    ) -> tuple[tuple[float, ...], list[float], float]:
+        features = self._incremental[inst].update(row)
+        scores = [
+            score([features[c] for c in cols])
+            for score, cols in zip(self._alpha_score, self._columns, strict=True)
+        ]
+        return features, scores, self.plan.ensemble.blend(scores)
+
+    def _compute_bar(
+        self, inst: InstrumentId, bar: Bar
+    ) -> tuple[tuple[float, ...], list[float], float]:
+        return self._signal(inst, [bar.open, bar.high, bar.low, bar.close, bar.volume])
+
+    def _compute_book(
+        self, inst: InstrumentId, ts_ns: int, view: Any
+    ) -> tuple[tuple[float, ...], list[float], float] | None:
+        return self._signal(inst, self._stepper.row(view))
