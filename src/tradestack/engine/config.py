@@ -126,6 +126,9 @@ class BacktestConfig(_Strict):
     data: list[DataConfig] = Field(default_factory=list)
     venue: VenueConfig = VenueConfig()
     book: BookDataConfig | None = None
+    reference_book: BookDataConfig | None = Field(
+        default=None, description="another venue's book for cross-venue features; not traded"
+    )
     l2_venue: dict[str, Any] = Field(default_factory=dict)
     starting_cash: Decimal = Field(default=Decimal(100_000), gt=0)
     currency: str = "USD"
@@ -140,6 +143,8 @@ class BacktestConfig(_Strict):
             raise ValueError("give either strategy (a class) or pipeline (layers from config)")
         if self.pipeline is not None and self.params:
             raise ValueError("params belong to a strategy; a pipeline is configured in pipeline")
+        if self.reference_book is not None and (self.book is None or self.pipeline is None):
+            raise ValueError("reference_book feeds a pipeline on order-book data (book)")
         if self.pipeline is not None:
             if self.book is not None and self.pipeline.interval_ms is None:
                 raise ValueError("pipeline.interval_ms is needed on order-book data")

@@ -23,7 +23,7 @@ from tradestack.engine.config import BacktestConfig, BookDataConfig, ConfigError
 from tradestack.engine.l2 import L2BacktestEngine
 from tradestack.engine.pipeline.config import PipelineConfig
 from tradestack.engine.pipeline.plan import PipelineError, PipelinePlan, Steps, build_plan
-from tradestack.engine.pipeline.sampling import sample_book
+from tradestack.engine.pipeline.sampling import ReferenceBook, sample_book
 from tradestack.engine.pipeline.strategy import BatchPipeline, PipelineStrategy, ReplayPipeline
 from tradestack.engine.strategy import Strategy
 from tradestack.execution.bar_venue import BarVenueConfig
@@ -154,7 +154,7 @@ def _l2_venue_config(config: BacktestConfig) -> L2VenueConfig:
 
 
 def _load_book(
-    book: BookDataConfig, base: Path
+    book: BookDataConfig, base: Path, field: str = "book"
 ) -> tuple[L2Feed, Instrument, tuple[Decimal, Decimal] | None]:
     inst_id = InstrumentId.parse(book.instrument)
     path = resolve_data_path(book.recording, base)
@@ -168,7 +168,7 @@ def _load_book(
     except DataValidationError:
         raise
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"book.recording: cannot load {path}: {exc}") from None
+        raise ConfigError(f"{field}.recording: cannot load {path}: {exc}") from None
     seed = None
     if book.starting_position:
         assert book.starting_price is not None
@@ -205,13 +205,24 @@ def _build_pipeline_engine(
         assert pipeline.interval_ms is not None
         interval_ns = round(pipeline.interval_ms * 1_000_000)
         sampled = sample_book(feed, instrument, venue, interval_ns, pipeline.depth).two_sided()
+        columns: tuple[str, ...] = BOOK_COLUMNS
+        reference = None
+        if config.reference_book is not None:
+            ref_feed, ref_instrument, _ = _load_book(config.reference_book, base, "reference_book")
+            sampled.columns["ref_mid"] = ReferenceBook(ref_feed, ref_instrument, venue).mids(
+                sampled.ts_ns
+            )
+            reference = ReferenceBook(ref_feed, ref_instrument, venue)
+            columns = (*BOOK_COLUMNS, "ref_mid")
         steps = {instrument.id: Steps(sampled.ts_ns, sampled.columns)}
-        plan = _plan(pipeline, steps, BOOK_COLUMNS)
+        plan = _plan(pipeline, steps, columns)
         if pipeline.mode == "batch":
             signals = {instrument.id: plan.signals(steps[instrument.id])}
             strategy = BatchPipeline(plan, signals, interval_ns=interval_ns)
         else:
-            strategy = ReplayPipeline(plan, interval_ns=interval_ns, depth=pipeline.depth)
+            strategy = ReplayPipeline(
+                plan, interval_ns=interval_ns, depth=pipeline.depth, reference=reference
+            )
         return _l2_engine(config, strategy, feed, instrument, seed)
     feeds, instruments = _load_bars(config, base)
     steps = {

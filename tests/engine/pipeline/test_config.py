@@ -88,6 +88,12 @@ def test_strategy_and_pipeline_are_exclusive(equities: dict[str, Any]) -> None:
         BacktestConfig.model_validate({**equities, "params": {"a": 1}})
 
 
+def test_a_reference_book_needs_a_pipeline_on_book_data(equities: dict[str, Any]) -> None:
+    book = {"recording": "x.gz", "instrument": "BTCUSDT@binance", "tick_size": 0.1, "lot_size": 1}
+    with pytest.raises(ValueError, match="reference_book feeds a pipeline on order-book data"):
+        BacktestConfig.model_validate({**equities, "reference_book": book})
+
+
 def test_the_cli_writes_per_layer_diagnostics(
     tmp_path: Path, examples_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

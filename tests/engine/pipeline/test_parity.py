@@ -82,3 +82,44 @@ def test_six_minutes_of_btcusdt_emit_identical_orders(
     replay = run(raw, examples_dir, "replay")
     assert len(batch.orders) > 20
     assert_same_run(batch, replay)
+
+
+@pytest.mark.slow
+def test_a_cross_venue_pipeline_emits_identical_orders(
+    examples_dir: Path, shared_data: Path
+) -> None:
+    """USD-M BTCUSDT traded, Binance spot BTCUSDT read as a second venue (same six minutes):
+    the futures-spot basis feeds a reversion alpha."""
+    raw = yaml.safe_load((examples_dir / "pipeline_btc_l2.yaml").read_text())
+    ws = shared_data / "ws_messages"
+    raw["book"] = {
+        **raw["book"],
+        "recording": str(ws / "binance_usdm" / "hftbacktest_btcusdt_20240808.gz"),
+        "require_snapshot": True,
+    }
+    raw["reference_book"] = {
+        "recording": str(ws / "binance_spot" / "hftbacktest_btcusdt_20240808.gz"),
+        "venue_format": "binance-spot",
+        "instrument": "BTCUSDT@binance_spot",
+        "kind": "spot",
+        "tick_size": 0.01,
+        "lot_size": 0.00001,
+    }
+    pipeline = raw["pipeline"]
+    pipeline["features"]["basis"] = {"kind": "cross_venue_spread_bps"}
+    pipeline["alphas"]["basis_reversion"] = {
+        "kind": "vwap_reversion",
+        "features": ["basis"],
+        "params": {"scale": 2.0},
+    }
+    batch = run(raw, examples_dir, "batch")
+    replay = run(raw, examples_dir, "replay")
+    strategy = batch.strategy
+    assert isinstance(strategy, PipelineStrategy)
+    (recorded,) = strategy.recorded().values()
+    j = strategy.plan.features.names.index("basis")
+    values = recorded.features[:, j]
+    assert np.isfinite(values).mean() > 0.99
+    assert 0 < np.nanmedian(np.abs(values)) < 50  # futures trade a few bps from spot
+    assert len(batch.orders) > 20
+    assert_same_run(batch, replay)

@@ -146,6 +146,29 @@ def _trade_flows(venue: L2SimVenue, interval_ns: int) -> tuple[np.ndarray, ...]:
     )
 
 
+class ReferenceBook:
+    """Another venue's book, read but not traded (for cross-venue features): replayed up to each
+    step's time as it was received, the same way in both paths."""
+
+    __slots__ = ("_ended", "_venue")
+
+    def __init__(self, feed: L2Feed, instrument: Instrument, venue: L2VenueConfig) -> None:
+        self._venue = L2SimVenue(
+            feed, instrument, venue, Portfolio(Decimal(1)), lambda _o, _e: None, wake_mask=0
+        )
+        self._ended = False
+
+    def mid_at(self, ts_ns: int) -> float:
+        """The reference mid as received by ``ts_ns`` (its last mid once its feed has ended)."""
+        if not self._ended:
+            self._ended = self._venue.advance(ts_ns) == c.W_END
+        return self._venue.view.mid
+
+    def mids(self, times: np.ndarray) -> np.ndarray:
+        """:meth:`mid_at` for every time, in order."""
+        return np.array([self.mid_at(int(t)) for t in times], dtype=np.float64)
+
+
 class BookStepper:
     """Builds decision-step rows from live events: trades as they arrive, the book at each step."""
 

@@ -20,7 +20,7 @@ from tradestack.core.events import Bar, TradeTick
 from tradestack.core.ids import InstrumentId
 from tradestack.core.orders import Order, OrderSide, OrderType
 from tradestack.engine.pipeline.plan import PipelinePlan, Signals
-from tradestack.engine.pipeline.sampling import BookStepper
+from tradestack.engine.pipeline.sampling import BookStepper, ReferenceBook
 from tradestack.engine.strategy import Strategy
 from tradestack.portfolio.sizing import Sizer, SizingStats
 from tradestack.risk import KillSwitchState, RiskManager
@@ -275,8 +275,10 @@ class ReplayPipeline(PipelineStrategy):
         interval_ns: int | None = None,
         depth: int = 5,
         risk: RiskManager | None = None,
+        reference: ReferenceBook | None = None,
     ) -> None:
         super().__init__(plan, interval_ns=interval_ns, risk=risk)
+        self._reference = reference
         self._incremental = {}  # type: dict[InstrumentId, Any]
         self._stepper = BookStepper(depth)
         self._alpha_score = [a.score for a in plan.alphas]
@@ -310,4 +312,7 @@ class ReplayPipeline(PipelineStrategy):
     def _compute_book(
         self, inst: InstrumentId, ts_ns: int, view: Any
     ) -> tuple[tuple[float, ...], list[float], float] | None:
-        return self._signal(inst, self._stepper.row(view))
+        row = self._stepper.row(view)
+        if self._reference is not None:
+            row.append(self._reference.mid_at(ts_ns))
+        return self._signal(inst, row)
