@@ -70,7 +70,7 @@ def _fitted(plan: PipelinePlan) -> dict[str, Any]:
 
 
 def _train_end_index(plan: PipelinePlan, steps: Steps) -> int:
-    return int(np.searchsorted(steps.ts_ns, plan.train_end_ns[AAPL], side="left"))
+    return int(np.searchsorted(steps.ts_ns, plan.train_end_ns, side="left"))
 
 
 def _edit(
@@ -117,3 +117,19 @@ def test_signals_before_the_training_end_ignore_later_bars(steps: Steps) -> None
     a, b = plan.signals(steps), _plan("stacking", after).signals(after)
     np.testing.assert_array_equal(a.signal[:end], b.signal[:end])
     assert not np.array_equal(a.signal[end:], b.signal[end:])
+
+
+def test_one_cutoff_for_all_instruments(examples_dir: Path, steps: Steps) -> None:
+    """MSFT's bars from after the cutoff cannot reach the model that trades AAPL (and vice
+    versa), even when the cutoff comes from ``train_fraction``."""
+    msft_id = InstrumentId("MSFT")
+    bars = load_bars(examples_dir / "data" / "MSFT_2012-2014_daily.csv", msft_id)
+    msft = Steps(bars.ts_ns, {c: np.asarray(getattr(bars, c)) for c in BAR_COLUMNS})
+    late = Steps(msft.ts_ns[300:], {k: v[300:] for k, v in msft.columns.items()})
+    config = PipelineConfig.model_validate(BASE)
+    plan = build_plan(config, {AAPL: steps, msft_id: late}, BAR_COLUMNS)
+    cut = int(np.searchsorted(late.ts_ns, plan.train_end_ns))
+    moved = _edit(late, slice(cut, None), lambda x, rng: x * rng.uniform(0.5, 1.5, len(x)))
+    again = build_plan(config, {AAPL: steps, msft_id: moved}, BAR_COLUMNS)
+    assert again.train_end_ns == plan.train_end_ns
+    assert _fitted(again) == _fitted(plan)

@@ -218,10 +218,16 @@ def _build_pipeline_engine(
         plan = _plan(pipeline, steps, columns)
         if pipeline.mode == "batch":
             signals = {instrument.id: plan.signals(steps[instrument.id])}
-            strategy = BatchPipeline(plan, signals, interval_ns=interval_ns)
+            strategy = BatchPipeline(
+                plan, signals, interval_ns=interval_ns, data_end_ns=sampled.end_ns
+            )
         else:
             strategy = ReplayPipeline(
-                plan, interval_ns=interval_ns, depth=pipeline.depth, reference=reference
+                plan,
+                interval_ns=interval_ns,
+                data_end_ns=sampled.end_ns,
+                depth=pipeline.depth,
+                reference=reference,
             )
         return _l2_engine(config, strategy, feed, instrument, seed)
     feeds, instruments = _load_bars(config, base)

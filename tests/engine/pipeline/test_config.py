@@ -69,7 +69,7 @@ def test_config_mistakes_are_named(
         ),
         (lambda p: p["alphas"]["momentum"].update(params={"sclae": 1}), "pipeline.alphas.momentum"),
         (lambda p: p.update(train_end="2100-01-01"), "nothing is left to trade"),
-        (lambda p: p.update(train_end="1990-01-01"), "too few to train on"),
+        (lambda p: p.update(train_end="1990-01-01"), "too few steps before train_end"),
     ],
 )
 def test_build_mistakes_are_named(

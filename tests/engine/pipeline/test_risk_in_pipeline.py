@@ -124,9 +124,12 @@ def test_stop_loss_flattens_one_position(tmp_path: Path) -> None:
     assert [o for o in result.orders if o.tag == FLATTEN_TAG]
 
 
-def _two_instruments_with_flag(tmp_path: Path, flag_text: str) -> tuple[Any, Path]:
+def _two_instruments_with_flag(
+    tmp_path: Path, flag_text: str, before_symbol: str | None = None
+) -> tuple[Any, Path]:
     """Two instruments decide on the same bars; a wrapper around the pre-trade check writes
-    the kill-switch flag right after A's first order was checked."""
+    the kill-switch flag right after A's first order was checked (or, with ``before_symbol``,
+    just before that symbol's first order is checked: after its decision was taken)."""
     for name in ("A", "B"):
         write_bars(tmp_path / f"{name}.csv", RISING)
     flag = tmp_path / "KILL"
@@ -141,8 +144,10 @@ def _two_instruments_with_flag(tmp_path: Path, flag_text: str) -> tuple[Any, Pat
     original = strategy._pre_trade
 
     def pre_trade_then_flag(order: Any) -> str | None:
+        if order.instrument_id.symbol == before_symbol and not flag.exists():
+            flag.write_text(flag_text)
         verdict = original(order)
-        if order.instrument_id.symbol == "A" and not flag.exists():
+        if before_symbol is None and order.instrument_id.symbol == "A" and not flag.exists():
             flag.write_text(flag_text)  # the operator pulls the switch mid-event
         return verdict
 
@@ -169,7 +174,7 @@ def test_a_halt_stops_the_next_instrument_within_the_same_event(tmp_path: Path) 
 def test_reducing_denies_the_next_opening_order_within_the_same_event(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engine, _ = _two_instruments_with_flag(tmp_path, "reduce\n")
+    engine, _ = _two_instruments_with_flag(tmp_path, "reduce\n", before_symbol="B")
     with caplog.at_level(logging.WARNING, logger="tradestack.risk"):
         result = engine.run()
     strategy = engine.strategy
@@ -181,10 +186,40 @@ def test_reducing_denies_the_next_opening_order_within_the_same_event(
     assert "kill_switch_reducing" in b_first.events[-1].reason
     assert strategy.risk.summary()["denials"].get("kill_switch_reducing", 0) >= 1
     assert "kill_switch_reducing" in caplog.text  # every denial is logged with its rule
-    # B never opened; A only ever reduced after the flag
+    # B never opened; A only ever reduced after the flag, and never through flat
     assert result.portfolio.position(b_first.instrument_id).qty == 0
     a_later = [o for o in _orders_by_symbol(strategy, "A")[1:] if o.status is OrderStatus.FILLED]
     assert all(o.side.value == "sell" for o in a_later)
+    assert result.portfolio.position(a_first.instrument_id).qty >= 0
+
+
+def test_reducing_trades_a_flip_down_to_flat_only(tmp_path: Path) -> None:
+    """REDUCING with a long position and a signal that turns short: the pipeline sells the long
+    and stops at flat (the pre-trade check would deny the whole flip)."""
+    closes = [*RISING, 128.0, 126.0, 123.0, 120.0, 117.0, 114.0]
+    write_bars(tmp_path / "a.csv", closes)
+    state = tmp_path / "state.json"
+    raw = config(
+        {"A": tmp_path / "a.csv"},
+        {"kill_switch_state_path": str(state)},
+        sizing={"method": "fixed_fraction", "fraction": 0.5, "max_position_fraction": 0.5},
+    )
+    engine = build_engine(BacktestConfig.model_validate(raw), tmp_path)
+    strategy = engine.strategy
+    assert isinstance(strategy, PipelineStrategy)
+    original = strategy._decide
+
+    def decide(ctx: Any, inst: Any, ts: int, price: float, *rest: Any) -> None:
+        if price == 128.0:  # the first bar down from the top
+            strategy.risk.kill_switch.reduce("desk closing")
+        original(ctx, inst, ts, price, *rest)
+
+    strategy._decide = decide  # type: ignore[method-assign]
+    result = engine.run()
+    assert result.portfolio.position(InstrumentId("A")).qty == 0
+    assert strategy.risk.summary()["denials"] == {}
+    last = result.orders[-1]
+    assert last.side.value == "sell" and last.status is OrderStatus.FILLED
 
 
 def test_a_halted_state_survives_a_restart(tmp_path: Path) -> None:
@@ -207,3 +242,37 @@ def test_pre_trade_denials_are_counted_by_rule(tmp_path: Path) -> None:
     denials = result.strategy.risk.summary()["denials"]  # type: ignore[attr-defined]
     assert denials.get("max_order_notional", 0) >= 1
     assert result.orders == []
+
+
+def test_take_profit_is_not_bought_back_on_the_same_step(tmp_path: Path) -> None:
+    write_bars(tmp_path / "a.csv", [100.0 + 2 * i for i in range(40)])
+    raw = config(
+        {"A": tmp_path / "a.csv"},
+        {"take_profit_fraction": 0.10},
+        sizing={"method": "fixed_fraction", "fraction": 0.5, "max_position_fraction": 0.5},
+        cooldown_steps=3,
+    )
+    result = run(raw, tmp_path)
+    flatten = [o for o in result.orders if o.tag == FLATTEN_TAG]
+    assert flatten and flatten[0].status is OrderStatus.FILLED
+    t = flatten[0].ts_init_ns
+    later = [o.ts_init_ns for o in result.orders if o.tag == "pipeline" and o.ts_init_ns >= t]
+    # the flatten fills at the next open; no new position for the three steps after the stop
+    assert later and min(later) == t + 4 * DAY_NS
+
+
+def test_the_breaker_also_closes_what_was_in_flight(examples_dir: Path) -> None:
+    """On the L2 venue answers come back after a latency: a market order already sent when the
+    breaker trips may still fill, and the pipeline closes that too."""
+    import yaml
+
+    raw = yaml.safe_load((examples_dir / "pipeline_btc_l2.yaml").read_text())
+    raw["l2_venue"]["response_latency"] = {"kind": "constant", "ns": 2_000_000_000}
+    raw["pipeline"]["risk"] = {**raw["pipeline"]["risk"], "max_drawdown_fraction": 0.0003}
+    result = run(raw, examples_dir)
+    strategy = result.strategy
+    assert isinstance(strategy, PipelineStrategy)
+    assert strategy.risk.summary()["actions"] == {"drawdown_breaker": 1}
+    assert strategy.risk.summary()["kill_switch"] == "halted"
+    assert len([o for o in result.orders if o.tag == FLATTEN_TAG]) >= 2  # a second for the rest
+    assert result.portfolio.position(InstrumentId.parse("BTCUSDT@binance")).qty == 0

@@ -39,10 +39,13 @@ class PipelineConfig(_Strict):
 
     ``mode: batch`` computes features, alphas and the blend over whole arrays before the run
     (research); ``mode: replay`` computes them one event at a time as paper and live trading
-    do. Both give the same orders. Fitted models learn from the first ``train_fraction`` of
-    each instrument's steps (or the steps before ``train_end``) and trade only after it. On
+    do. Both give the same orders. Fitted models learn from the steps before one calendar
+    cutoff — ``train_end``, or the ``train_fraction`` quantile of all step times — and the
+    pipeline trades only after it. On
     order-book data the pipeline decides every ``interval_ms`` of the receive clock from the
-    top ``depth`` levels and the trades since the previous step.
+    top ``depth`` levels and the trades since the previous step. After the risk layer closes a
+    position (stop-loss, take-profit) that instrument takes no new position until it is flat
+    and ``cooldown_steps`` steps have passed since the one it was closed on.
     """
 
     mode: Literal["batch", "replay"] = "batch"
@@ -51,6 +54,7 @@ class PipelineConfig(_Strict):
     train_fraction: float = Field(default=0.5, gt=0, lt=1)
     train_end: str | None = None
     horizon: int = Field(default=1, ge=1)
+    cooldown_steps: int = Field(default=1, ge=0)
     folds: int = Field(default=4, ge=2, le=20)
     features: dict[str, dict[str, Any]] = Field(min_length=1)
     alphas: dict[str, AlphaConfig] = Field(min_length=1)

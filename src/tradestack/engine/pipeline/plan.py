@@ -1,11 +1,14 @@
 """Building and fitting a pipeline from its config, using only the training window.
 
-The training window is cut from the base columns *before* any feature is computed, so nothing
-after ``train_end`` can reach a fitted model. Labels are forward returns over ``horizon`` steps
-inside that window (the last ``horizon`` rows have none: purged). The ensemble learns from
-out-of-sample alpha scores: the training rows are split into ``folds`` consecutive blocks, and
-the rows of block k are scored by alphas fitted on the rows before block k (minus a
-``horizon`` gap). The alphas are then fitted once more on the whole training window.
+One calendar cutoff (``train_end``, or the ``train_fraction`` quantile of all step times) ends
+the training window of every instrument, and the base columns are cut there *before* any
+feature is computed, so nothing after it can reach a fitted model, whichever instrument it
+belongs to. Training rows of all instruments are pooled. Labels are forward returns over
+``horizon`` steps inside the window (the last ``horizon`` rows of each instrument have none:
+purged). The ensemble learns from out-of-sample alpha scores: the training period is split into
+``folds`` consecutive blocks of time, and the rows of block k are scored by alphas fitted on the
+rows whose label was known before block k began. The alphas are then fitted once more on the
+whole training window.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ class PipelinePlan:
     ensemble: Ensemble
     alpha_columns: list[list[int]]
     volatility_column: int
-    train_end_ns: dict[InstrumentId, int]
+    train_end_ns: int
     sizing: SizingConfig
     risk: RiskConfig
     fit_summary: dict[str, Any] = field(default_factory=dict)
@@ -122,21 +125,18 @@ def build_plan(
     return plan
 
 
-def _train_end(
-    config: PipelineConfig, steps: Mapping[InstrumentId, Steps]
-) -> dict[InstrumentId, int]:
-    """Per instrument, the first step of its test window."""
+def _train_end(config: PipelineConfig, steps: Mapping[InstrumentId, Steps]) -> int:
+    """One calendar cutoff for every instrument: no model is fitted on any instrument's data
+    from after the first step it trades."""
     if config.train_end is not None:
         when = datetime.fromisoformat(config.train_end)
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return dict.fromkeys(steps, int(when.timestamp() * 1e9))
-    ends = {}
-    for inst, s in steps.items():
-        if len(s) < 4:
-            raise PipelineError(f"pipeline: {inst} has {len(s)} decision steps; too few")
-        ends[inst] = int(s.ts_ns[int(len(s) * config.train_fraction)])
-    return ends
+        return int(when.timestamp() * 1e9)
+    times = np.unique(np.concatenate([s.ts_ns for s in steps.values()]))
+    if len(times) < 4:
+        raise PipelineError(f"pipeline: only {len(times)} decision steps; too few")
+    return int(times[int(len(times) * config.train_fraction)])
 
 
 def _make_alphas(config: PipelineConfig) -> list[Alpha]:
@@ -165,44 +165,49 @@ def _make_ensemble(config: PipelineConfig) -> Ensemble:
 def _fit(plan: PipelinePlan, steps: Mapping[InstrumentId, Steps]) -> None:
     config = plan.config
     horizon = config.horizon
-    train: list[tuple[np.ndarray, np.ndarray]] = []  # (features, forward return) per instrument
-    for inst, s in steps.items():
-        end = int(np.searchsorted(s.ts_ns, plan.train_end_ns[inst], side="left"))
-        if end <= horizon + config.folds:
-            raise PipelineError(
-                f"pipeline: {inst} has {end} steps before train_end; too few to train on"
-            )
-        if end >= len(s):
-            raise PipelineError(
-                f"pipeline: train_end is after {inst}'s last step; nothing is left to trade"
-            )
+    cutoff = plan.train_end_ns
+    parts = []  # per instrument: features, forward return, step time, label time
+    for s in steps.values():
+        end = int(np.searchsorted(s.ts_ns, cutoff, side="left"))
+        if end == 0:
+            continue  # listed after the cutoff: traded by the model, never trained on
         cut = s.cut(end)
         values = plan.features.batch(cut.columns)
         matrix = np.column_stack([values[n] for n in plan.features.names])
-        train.append((matrix, forward_returns(cut.columns["close"], horizon)))
-    needs_oof = plan.ensemble.needs_fit
-    if needs_oof:
-        oof_scores, oof_y = [], []
+        label_ts = np.full(end, np.iinfo(np.int64).max, dtype=np.int64)
+        label_ts[: max(end - horizon, 0)] = cut.ts_ns[horizon:]
+        parts.append((matrix, forward_returns(cut.columns["close"], horizon), cut.ts_ns, label_ts))
+    if not any(np.isfinite(y).sum() > horizon + config.folds for _, y, _, _ in parts):
+        raise PipelineError(
+            "pipeline: too few steps before train_end to train on "
+            f"({sum(len(y) for _, y, _, _ in parts)} in all)"
+        )
+    if not any(len(s) > int(np.searchsorted(s.ts_ns, cutoff)) for s in steps.values()):
+        raise PipelineError("pipeline: train_end is after the last step; nothing is left to trade")
+    matrix = np.vstack([m for m, _, _, _ in parts])
+    y = np.concatenate([r for _, r, _, _ in parts])
+    ts = np.concatenate([t for _, _, t, _ in parts])
+    label_ts = np.concatenate([t for _, _, _, t in parts])
+    if plan.ensemble.needs_fit:
+        times = np.unique(ts)
         k = config.folds
+        bounds = [int(times[len(times) * f // k]) for f in range(k)] + [cutoff]
+        oof_scores, oof_y = [], []
         for fold in range(1, k):
             fitted = _make_alphas(config)
-            fit_rows = []
-            for matrix, y in train:
-                b = len(y) * fold // k
-                fit_rows.append((matrix[: max(b - horizon, 0)], y[: max(b - horizon, 0)]))
-            _fit_alphas(fitted, plan.alpha_columns, fit_rows, f"fold {fold}")
-            for matrix, y in train:
-                lo, hi = len(y) * fold // k, len(y) * (fold + 1) // k
-                oof_scores.append(_score(fitted, plan.alpha_columns, matrix[lo:hi]))
-                oof_y.append(y[lo:hi])
+            learn = label_ts < bounds[fold]  # purged: the label is known before the block
+            _fit_alphas(fitted, plan.alpha_columns, matrix[learn], y[learn], f"fold {fold}")
+            block = (ts >= bounds[fold]) & (ts < bounds[fold + 1])
+            oof_scores.append(_score(fitted, plan.alpha_columns, matrix[block]))
+            oof_y.append(y[block])
         try:
             plan.ensemble.fit(np.vstack(oof_scores), np.concatenate(oof_y))
         except AlphaError as exc:
             raise PipelineError(f"pipeline.ensemble: {exc}") from None
-    _fit_alphas(plan.alphas, plan.alpha_columns, train, "training window")
+    _fit_alphas(plan.alphas, plan.alpha_columns, matrix, y, "training window")
     plan.fit_summary = {
-        "train_end": {str(i): t for i, t in plan.train_end_ns.items()},
-        "train_rows": int(sum(len(y) for _, y in train)),
+        "train_end_ns": cutoff,
+        "train_rows": int(np.isfinite(y).sum()),
         "ensemble_rows": plan.ensemble.n_fit_rows,
     }
 
@@ -210,11 +215,10 @@ def _fit(plan: PipelinePlan, steps: Mapping[InstrumentId, Steps]) -> None:
 def _fit_alphas(
     alphas: list[Alpha],
     columns: list[list[int]],
-    rows: list[tuple[np.ndarray, np.ndarray]],
+    matrix: np.ndarray,
+    y: np.ndarray,
     where: str,
 ) -> None:
-    matrix = np.vstack([m for m, _ in rows])
-    y = np.concatenate([r for _, r in rows])
     for alpha, cols in zip(alphas, columns, strict=True):
         if alpha.needs_fit:
             try:

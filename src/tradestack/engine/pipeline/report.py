@@ -23,9 +23,9 @@ def pipeline_diagnostics(strategy: PipelineStrategy) -> dict[str, Any]:
     recorded = strategy.recorded()
     horizon = plan.config.horizon
     matrices, scores, blends, fwd = [], [], [], []
-    for inst, sig in recorded.items():
+    for sig in recorded.values():
         matrices.append(sig.features)
-        test = sig.ts_ns >= plan.train_end_ns[inst]
+        test = sig.ts_ns >= plan.train_end_ns
         scores.append(sig.alpha_scores[test])
         blends.append(sig.signal[test])
         fwd.append(forward_returns(sig.close, horizon)[test])

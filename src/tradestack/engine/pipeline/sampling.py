@@ -72,18 +72,18 @@ class BookSteps:
 
     ts_ns: np.ndarray
     columns: dict[str, np.ndarray]
+    end_ns: int
+    """The last exchange or receive time in the feed: the engine fires no step at or after it."""
 
     def __len__(self) -> int:
         return len(self.ts_ns)
 
-    def cut(self, end: int) -> BookSteps:
-        """The first ``end`` steps only (what was known at step ``end - 1``)."""
-        return BookSteps(self.ts_ns[:end], {k: v[:end] for k, v in self.columns.items()})
-
     def two_sided(self) -> BookSteps:
         """The steps whose book had both sides (the pipeline skips the others)."""
         keep = np.isfinite(self.columns["mid"])
-        return BookSteps(self.ts_ns[keep], {k: v[keep] for k, v in self.columns.items()})
+        return BookSteps(
+            self.ts_ns[keep], {k: v[keep] for k, v in self.columns.items()}, self.end_ns
+        )
 
 
 def sample_book(
@@ -117,7 +117,8 @@ def sample_book(
         columns[name] = np.array([r[j] for r in rows], dtype=np.float64)
         if columns[name].ndim == 1 and j < 4:
             columns[name] = columns[name].reshape(0, depth)
-    return BookSteps(np.array(times, dtype=np.int64), columns)
+    end = int(max(silent._exch_ts.max(), silent._local_ts.max()))
+    return BookSteps(np.array(times, dtype=np.int64), columns, end)
 
 
 def _trade_flows(venue: L2SimVenue, interval_ns: int) -> tuple[np.ndarray, ...]:

@@ -18,7 +18,8 @@ import numpy as np
 
 from tradestack.core.events import Bar, TradeTick
 from tradestack.core.ids import InstrumentId
-from tradestack.core.orders import Order, OrderSide, OrderType
+from tradestack.core.instruments import Instrument
+from tradestack.core.orders import Order, OrderSide, OrderStatus, OrderType
 from tradestack.engine.pipeline.plan import PipelinePlan, Signals
 from tradestack.engine.pipeline.sampling import BookStepper, ReferenceBook
 from tradestack.engine.strategy import Strategy
@@ -56,16 +57,21 @@ class PipelineStrategy(Strategy):
         plan: PipelinePlan,
         *,
         interval_ns: int | None = None,
+        data_end_ns: int | None = None,
         risk: RiskManager | None = None,
     ) -> None:
         super().__init__()
         self.plan = plan
         self.interval_ns = interval_ns
+        self.data_end_ns = data_end_ns
         self.risk = risk if risk is not None else RiskManager(plan.risk)
         self.sizer = Sizer(plan.sizing)
         self.sizing_stats = SizingStats()
         self.tracks: dict[InstrumentId, _Track] = {}
+        self.cooldown_steps = plan.config.cooldown_steps
+        self.orders_sent = 0
         self._targets: dict[InstrumentId, float] = {}
+        self._closing: dict[InstrumentId, int] = {}  # flattened by risk: until which step
         self._ctx: StrategyContext | None = None
 
     @property
@@ -86,8 +92,8 @@ class PipelineStrategy(Strategy):
         self._decide(ctx, inst, bar.ts_event_ns, bar.close, features, scores, signal)
 
     def on_timer(self, ctx: StrategyContext, name: str, ts_ns: int) -> None:
-        if name != TIMER:
-            return
+        if name != TIMER or (self.data_end_ns is not None and ts_ns >= self.data_end_ns):
+            return  # past the end of the recording only order answers are left, no market data
         (inst,) = ctx.instruments
         view = ctx.book(inst)
         if view.mid != view.mid:  # a one-sided book is not a step: no features, no decision
@@ -133,12 +139,45 @@ class PipelineStrategy(Strategy):
         for action in risk.evaluate(ts_ns, ctx.portfolio):
             hit = list(ctx.instruments) if action.instrument_id is None else [action.instrument_id]
             for victim in hit:
+                self._closing[victim] = len(self.tracks[victim].ts) + self.cooldown_steps
                 self._flatten(ctx, victim)
-        halted = risk.kill_switch.state is KillSwitchState.HALTED
-        if ts_ns < self.plan.train_end_ns[inst] or halted:
+        if inst in self._closing:
+            if not self._flatten(ctx, inst) or len(track.ts) <= self._closing[inst]:
+                return  # still closing, or cooling down after a stop
+            del self._closing[inst]
+        state = risk.kill_switch.state
+        if ts_ns < self.plan.train_end_ns or state is KillSwitchState.HALTED:
             return
         instrument = ctx.instrument(inst)
         current = ctx.position(inst).qty + self._pending(ctx, inst)
+        target = self._target(ctx, instrument, price, features, signal, current)
+        if state is KillSwitchState.REDUCING:  # only toward flat, never through it
+            target = (
+                max(min(target, current), Decimal(0))
+                if current >= 0
+                else min(max(target, current), Decimal(0))
+            )
+        self._targets[inst] = float(target) * price * float(instrument.multiplier)
+        delta = target - current
+        if delta == 0:
+            return
+        minimum = max(Decimal(str(self.plan.sizing.min_order_notional)), instrument.min_notional)
+        if abs(delta) * Decimal(repr(price)) * instrument.multiplier < minimum:
+            return
+        side = OrderSide.BUY if delta > 0 else OrderSide.SELL
+        order = ctx.submit(inst, side, abs(delta), tag="pipeline")
+        self.orders_sent += order.status is not OrderStatus.REJECTED
+
+    def _target(
+        self,
+        ctx: StrategyContext,
+        instrument: Instrument,
+        price: float,
+        features: tuple[float, ...],
+        signal: float,
+        current: Decimal,
+    ) -> Decimal:
+        """Sizing, then the risk layer's scaling of the target notional."""
         decision = self.sizer.target(
             signal,
             price=price,
@@ -152,21 +191,13 @@ class PipelineStrategy(Strategy):
         if decision.reason in ("sized", "capped") and target != 0:
             mult = float(instrument.multiplier)
             notional = float(target) * price * mult
-            adjusted, rules = risk.scale_target(
-                inst, notional, portfolio=ctx.portfolio, targets=self._targets
+            adjusted, rules = self.risk.scale_target(
+                instrument.id, notional, portfolio=ctx.portfolio, targets=self._targets
             )
             if rules:
                 scaled = instrument.round_qty(abs(adjusted) / (price * mult))
                 target = scaled if adjusted >= 0 else -scaled
-        self._targets[inst] = float(target) * price * float(instrument.multiplier)
-        delta = target - current
-        if delta == 0:
-            return
-        minimum = max(Decimal(str(self.plan.sizing.min_order_notional)), instrument.min_notional)
-        if abs(delta) * Decimal(repr(price)) * instrument.multiplier < minimum:
-            return
-        side = OrderSide.BUY if delta > 0 else OrderSide.SELL
-        ctx.submit(inst, side, abs(delta), tag="pipeline")
+        return target
 
     def _pending(self, ctx: StrategyContext, inst: InstrumentId) -> Decimal:
         pending = Decimal(0)
@@ -175,14 +206,22 @@ class PipelineStrategy(Strategy):
                 pending += o.leaves_qty if o.side is OrderSide.BUY else -o.leaves_qty
         return pending
 
-    def _flatten(self, ctx: StrategyContext, inst: InstrumentId) -> None:
-        for order in ctx.open_orders(inst):
+    def _flatten(self, ctx: StrategyContext, inst: InstrumentId) -> bool:
+        """Cancel the instrument's orders and close what is held; True once flat with nothing
+        working. Called again on later steps: an order already on its way when the risk layer
+        acted (an L2 venue answers after a latency) may still fill, and that gets closed too."""
+        self._targets[inst] = 0.0
+        working = ctx.open_orders(inst)
+        if any(o.tag == FLATTEN_TAG for o in working):
+            return False
+        for order in working:
             ctx.cancel(order)
         qty = ctx.position(inst).qty
-        if qty != 0:
-            side = OrderSide.SELL if qty > 0 else OrderSide.BUY
-            ctx.submit(inst, side, abs(qty), reduce_only=True, tag=FLATTEN_TAG)
-        self._targets[inst] = 0.0
+        if qty == 0:
+            return not ctx.open_orders(inst)
+        side = OrderSide.SELL if qty > 0 else OrderSide.BUY
+        ctx.submit(inst, side, abs(qty), reduce_only=True, tag=FLATTEN_TAG)
+        return False
 
     def _pre_trade(self, order: Order) -> str | None:
         ctx = self._ctx
@@ -228,9 +267,10 @@ class BatchPipeline(PipelineStrategy):
         signals: Mapping[InstrumentId, Signals],
         *,
         interval_ns: int | None = None,
+        data_end_ns: int | None = None,
         risk: RiskManager | None = None,
     ) -> None:
-        super().__init__(plan, interval_ns=interval_ns, risk=risk)
+        super().__init__(plan, interval_ns=interval_ns, data_end_ns=data_end_ns, risk=risk)
         self.signals = dict(signals)
 
     def _row(
@@ -273,11 +313,12 @@ class ReplayPipeline(PipelineStrategy):
         plan: PipelinePlan,
         *,
         interval_ns: int | None = None,
+        data_end_ns: int | None = None,
         depth: int = 5,
         risk: RiskManager | None = None,
         reference: ReferenceBook | None = None,
     ) -> None:
-        super().__init__(plan, interval_ns=interval_ns, risk=risk)
+        super().__init__(plan, interval_ns=interval_ns, data_end_ns=data_end_ns, risk=risk)
         self._reference = reference
         self._incremental = {}  # type: dict[InstrumentId, Any]
         self._stepper = BookStepper(depth)
