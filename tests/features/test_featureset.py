@@ -36,6 +36,7 @@ BOOK_SET: dict[str, dict[str, Any]] = {
     "bb_mid": {"kind": "bollinger", "input": "mid", "period": 10, "output": "middle"},
     "returns": {"kind": "returns", "input": "mid", "period": 10},
     "vol": {"kind": "rolling_volatility", "input": "mid", "period": 20},
+    "mid_f": {"kind": "mid"},
     "spread": {"kind": "spread_bps"},
     "imb": {"kind": "book_imbalance", "levels": 5},
     "micro": {"kind": "microprice"},
@@ -205,3 +206,38 @@ def test_leading_nans_are_skipped_as_talib_does(bar_columns: dict[str, np.ndarra
     shifted, plain = fs.batch(frame), fs.batch({k: v[:300] for k, v in bar_columns.items()})
     for name in fs.names:  # the same numbers, seven steps later
         np.testing.assert_allclose(shifted[name][7:], plain[name], rtol=1e-12, err_msg=name)
+
+
+def test_a_gap_restarts_price_indicators_in_both_forms(
+    bar_columns: dict[str, np.ndarray],
+) -> None:
+    """A missing value in the middle (a feature that is NaN for a while, a halted market): the
+    indicator warms up again after it, instead of TA-Lib's NaN to the end of the series."""
+    frame = {k: v[:400].copy() for k, v in bar_columns.items()}
+    for k in frame:
+        frame[k][[60, 61, 250]] = np.nan
+    _check_parity(BAR_SET, frame, BAR_COLUMNS)
+    out = FeatureSet.from_config(BAR_SET, BAR_COLUMNS).batch(frame)
+    assert np.isfinite(out["sma"][300:]).all() and np.isfinite(out["macd"][350:]).all()
+    fresh = FeatureSet.from_config(BAR_SET, BAR_COLUMNS).batch(
+        {k: v[251:] for k, v in frame.items()}
+    )
+    for name in BAR_SET:  # after the last gap: exactly a fresh start
+        np.testing.assert_array_equal(out[name][251:], fresh[name], err_msg=name)
+
+
+def test_an_indicator_over_a_feature_with_gaps(book_steps: BookSteps) -> None:
+    """The SMA of a VWAP deviation over 2 steps (NaN whenever no trade happened)."""
+    entries = {
+        "dev": {"kind": "vwap_deviation", "window": 2},
+        "dev_sma": {"kind": "sma", "input": "dev", "period": 3},
+        "dev_rsi": {"kind": "rsi", "input": "dev", "period": 5},
+    }
+    frame = _book_frame(book_steps)
+    fs = FeatureSet.from_config(entries, BOOK_BASE)
+    batch = fs.batch(frame)
+    assert np.isnan(batch["dev"]).mean() > 0.1
+    inc = fs.incremental()
+    got = np.array([inc.update(row) for row in _rows(frame, BOOK_BASE)])
+    for j, name in enumerate(fs.names):
+        np.testing.assert_allclose(got[:, j], batch[name], rtol=1e-9, atol=1e-12, err_msg=name)

@@ -263,3 +263,19 @@ def test_rules_apply_in_order_and_are_counted() -> None:
     assert target == 20_000
     assert risk.scalings == {"vol_regime": 1, "gross_exposure": 1, "concentration": 1}
     assert risk.scale_target(BTC, 0.0, portfolio=book) == (0.0, [])
+
+
+def test_the_breaker_rearms_on_resume_only_not_on_reducing() -> None:
+    book = portfolio(100_000, spot(BTC), spot(ETH))
+    fill(book, BTC, BUY, 1000, 100)
+    switch = KillSwitch()
+    risk = PortfolioRisk(quiet(max_drawdown_fraction=0.25), kill_switch=switch)
+    risk.evaluate(1, book)
+    book.mark(BTC, 74.0)
+    assert [a.rule for a in risk.evaluate(2, book)] == ["drawdown_breaker"]
+    switch.reduce("only reduce for now")
+    risk.evaluate(3, book)
+    assert risk.breaker_tripped and risk.peak_equity == 100_000
+    switch.resume("back to normal")
+    risk.evaluate(4, book)
+    assert not risk.breaker_tripped and risk.peak_equity == book.equity()

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from tradestack.alphas.base import tanh
 from tradestack.core.series import FloatArray
 
 
@@ -42,7 +43,7 @@ class LogisticScorer:
         logit = np.zeros(len(X))
         for j in range(len(self.coef)):  # column by column: the order the scalar form sums in
             logit = logit + z[:, j] * self.coef[j]
-        return np.asarray(np.tanh((logit + self.intercept) / 2.0), dtype=np.float64)
+        return np.asarray(tanh((logit + self.intercept) / 2.0), dtype=np.float64)
 
     def score(self, x: Sequence[float]) -> float:
         logit = 0.0

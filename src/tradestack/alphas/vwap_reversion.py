@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from tradestack.alphas.base import Alpha, AlphaError, check_matrix, check_positive
+from tradestack.alphas.base import Alpha, AlphaError, check_matrix, check_positive, tanh
 from tradestack.core.series import FloatArray
 
 
@@ -25,7 +25,7 @@ class VWAPReversion(Alpha):
 
     def score_batch(self, X: FloatArray) -> FloatArray:
         arr = check_matrix(self.name, X, 1)
-        return np.asarray(-np.tanh(arr[:, 0] / self.scale), dtype=np.float64)
+        return np.asarray(-tanh(arr[:, 0] / self.scale), dtype=np.float64)
 
     def score(self, x: Sequence[float]) -> float:
         self._check_step(x)

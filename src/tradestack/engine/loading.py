@@ -22,13 +22,20 @@ from tradestack.engine.backtest import BacktestEngine, ProgressFn
 from tradestack.engine.config import BacktestConfig, BookDataConfig, ConfigError, DataConfig
 from tradestack.engine.l2 import L2BacktestEngine
 from tradestack.engine.pipeline.config import PipelineConfig
-from tradestack.engine.pipeline.plan import PipelineError, PipelinePlan, Steps, build_plan
+from tradestack.engine.pipeline.plan import (
+    PipelineError,
+    PipelinePlan,
+    Signals,
+    Steps,
+    build_plan,
+)
 from tradestack.engine.pipeline.sampling import ReferenceBook, sample_book
 from tradestack.engine.pipeline.strategy import BatchPipeline, PipelineStrategy, ReplayPipeline
 from tradestack.engine.strategy import Strategy
 from tradestack.execution.bar_venue import BarVenueConfig
 from tradestack.execution.sim.config import L2VenueConfig
 from tradestack.execution.sim.feed import L2Feed, binance_feed
+from tradestack.features.featureset import FeatureSpecError
 from tradestack.features.registry import BAR_COLUMNS, BOOK_COLUMNS
 
 
@@ -204,6 +211,8 @@ def _build_pipeline_engine(
         venue = _l2_venue_config(config)
         assert pipeline.interval_ms is not None
         interval_ns = round(pipeline.interval_ms * 1_000_000)
+        if interval_ns <= 0:
+            raise ConfigError(f"pipeline.interval_ms: {pipeline.interval_ms} rounds to 0 ns")
         sampled = sample_book(feed, instrument, venue, interval_ns, pipeline.depth).two_sided()
         columns: tuple[str, ...] = BOOK_COLUMNS
         reference = None
@@ -215,9 +224,9 @@ def _build_pipeline_engine(
             reference = ReferenceBook(ref_feed, ref_instrument, venue)
             columns = (*BOOK_COLUMNS, "ref_mid")
         steps = {instrument.id: Steps(sampled.ts_ns, sampled.columns)}
-        plan = _plan(pipeline, steps, columns)
+        plan = _plan(pipeline, steps, columns, base)
         if pipeline.mode == "batch":
-            signals = {instrument.id: plan.signals(steps[instrument.id])}
+            signals = {instrument.id: _signals(plan, steps[instrument.id])}
             strategy = BatchPipeline(
                 plan, signals, interval_ns=interval_ns, data_end_ns=sampled.end_ns
             )
@@ -235,21 +244,31 @@ def _build_pipeline_engine(
         f.instrument_id: Steps(f.ts_ns, {c: np.asarray(getattr(f, c)) for c in BAR_COLUMNS})
         for f in feeds
     }
-    plan = _plan(pipeline, steps, BAR_COLUMNS)
+    plan = _plan(pipeline, steps, BAR_COLUMNS, base)
     if pipeline.mode == "batch":
-        strategy = BatchPipeline(plan, {i: plan.signals(s) for i, s in steps.items()})
+        strategy = BatchPipeline(plan, {i: _signals(plan, s) for i, s in steps.items()})
     else:
         strategy = ReplayPipeline(plan)
     return _bar_engine(config, strategy, feeds, instruments, progress)
 
 
 def _plan(
-    pipeline: PipelineConfig, steps: dict[InstrumentId, Steps], columns: tuple[str, ...]
+    pipeline: PipelineConfig,
+    steps: dict[InstrumentId, Steps],
+    columns: tuple[str, ...],
+    base: Path,
 ) -> PipelinePlan:
     try:
-        return build_plan(pipeline, steps, columns)
+        return build_plan(pipeline, steps, columns, base)
     except PipelineError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _signals(plan: PipelinePlan, steps: Steps) -> Signals:
+    try:
+        return plan.signals(steps)
+    except FeatureSpecError as exc:
+        raise ConfigError(f"pipeline.features: {exc}") from None
 
 
 def _instrument(inst_id: InstrumentId, spec: DataConfig | BookDataConfig) -> Instrument:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,11 +48,44 @@ class FeatureSpec:
         if not isinstance(kind, str):
             raise FeatureSpecError(f"feature {name!r}: needs 'kind' (one of {', '.join(KINDS)})")
         spec_kind = _kind_named(name, kind)
-        inputs = dict(entry.get("inputs") or {})
+        given = entry.get("inputs") or {}
+        if not isinstance(given, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in given.items()
+        ):
+            raise FeatureSpecError(
+                f"feature {name!r}: inputs must map input names to column or feature names, "
+                f"got {given!r}"
+            )
+        inputs = dict(given)
         if "input" in entry:
+            if not isinstance(entry["input"], str):
+                raise FeatureSpecError(
+                    f"feature {name!r}: input must be a column or feature name, "
+                    f"got {entry['input']!r}"
+                )
             inputs[spec_kind.inputs[0]] = entry["input"]
+        output = entry.get("output")
+        if output is not None and not isinstance(output, str):
+            raise FeatureSpecError(f"feature {name!r}: output must be a name, got {output!r}")
         params = {k: v for k, v in entry.items() if k not in _RESERVED}
-        return cls(name, kind, params, inputs, entry.get("output"))
+        return cls(name, kind, params, inputs, output)
+
+
+def _check_param(feature: str, kind: FeatureKind, key: str, value: Any) -> None:
+    """A parameter has the type the batch function declares (int, or a finite float)."""
+    expected = typing.get_type_hints(kind.batch).get(key)
+    if expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif expected is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
+    else:
+        return
+    if not ok:
+        raise FeatureSpecError(
+            f"feature {feature!r} ({kind.name}): {key} must be "
+            f"{'an int' if expected is int else 'a finite number'}, got {value!r}"
+        )
 
 
 def _kind_named(feature: str, kind: str) -> FeatureKind:
@@ -91,6 +125,7 @@ class FeatureSet:
         self._nodes: list[_Node] = []
         self._node_of: dict[_Node, int] = {}
         self._refs: dict[str, Ref] = {}
+        self._node_names: list[str] = []  # the feature that declared each node first
         for spec in self.specs:
             self._resolve_feature(spec.name, ())
 
@@ -148,12 +183,19 @@ class FeatureSet:
             self._resolve_input(name, spec.inputs.get(arg, default), (*stack, name))
             for arg, default in zip(kind.inputs, kind.defaults, strict=True)
         )
+        for key, value in spec.params.items():
+            _check_param(name, kind, key, value)
         params = tuple(sorted({**known, **spec.params}.items()))
+        try:  # the incremental form validates its parameters (periods, windows, buckets)
+            kind.incremental(**dict(params))
+        except (TypeError, ValueError) as exc:
+            raise FeatureSpecError(f"feature {name!r} ({spec.kind}): {exc}") from None
         node = _Node(kind, args, params)
         index = self._node_of.get(node)
         if index is None:
             index = self._node_of[node] = len(self._nodes)
             self._nodes.append(node)
+            self._node_names.append(name)
         if kind.outputs:
             if spec.output is None or spec.output not in kind.outputs:
                 raise FeatureSpecError(
@@ -195,9 +237,15 @@ class FeatureSet:
             got = columns[index] if where == "col" else results[index]
             return got if part < 0 else got[part]
 
-        for node in self._nodes:
+        for node, name in zip(self._nodes, self._node_names, strict=True):
             args = [value(r) for r in node.args]
-            results.append(node.kind.batch(*args, **dict(node.params)))
+            call = _restarting_batch if node.kind.restart_on_gap else _direct_batch
+            try:
+                results.append(call(node.kind, args, dict(node.params)))
+            except Exception as exc:  # TA-Lib raises bare Exceptions on bad parameters
+                raise FeatureSpecError(
+                    f"feature {name!r} ({node.kind.name}): {type(exc).__name__}: {exc}"
+                ) from exc
         return {name: np.asarray(value(self._refs[name]), dtype=np.float64) for name in self.names}
 
     # -- incremental ----------------------------------------------------------------------------
@@ -232,7 +280,13 @@ class IncrementalFeatures:
 
         for i, node in enumerate(features._nodes):
             args = ", ".join(local(ref) for ref in node.args)
-            namespace[f"u{i}"] = node.kind.incremental(**dict(node.params)).update
+            make = node.kind.incremental
+            params = dict(node.params)
+            namespace[f"u{i}"] = (
+                _Restarting(make, params, len(node.kind.outputs)).update
+                if node.kind.restart_on_gap
+                else make(**params).update
+            )
             names[("node", i, -1)] = f"n{i}"
             lines.append(f"    n{i} = u{i}({args})")
         outputs = [local(features._refs[name]) for name in features.names]
@@ -248,3 +302,49 @@ class IncrementalFeatures:
         values = self._step(row)
         self.values = values
         return values
+
+
+def _direct_batch(kind: FeatureKind, args: list[Any], params: dict[str, Any]) -> Any:
+    return kind.batch(*args, **params)
+
+
+def _restarting_batch(kind: FeatureKind, args: list[Any], params: dict[str, Any]) -> Any:
+    """The batch form run separately on each stretch without missing inputs (NaN elsewhere),
+    as :class:`_Restarting` does one step at a time."""
+    ok = np.ones(len(args[0]), dtype=bool)
+    for a in args:
+        ok &= ~np.isnan(a)
+    first = int(np.argmax(ok)) if ok.any() else len(ok)
+    if ok[first:].all():  # at most leading gaps, which TA-Lib skips itself
+        return kind.batch(*args, **params)
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], ok, [False])).astype(np.int8)))
+    parts = kind.outputs or ("",)
+    out = [np.full(len(ok), np.nan) for _ in parts]
+    for lo, hi in zip(edges[::2], edges[1::2], strict=True):
+        got = kind.batch(*(a[lo:hi] for a in args), **params)
+        for j, piece in enumerate(got if kind.outputs else (got,)):
+            out[j][lo:hi] = piece
+    return tuple(out) if kind.outputs else out[0]
+
+
+class _Restarting:
+    """An incremental indicator that starts afresh after a missing (NaN) input."""
+
+    __slots__ = ("_gap", "_make", "_obj", "_params", "_started")
+
+    def __init__(self, make: Callable[..., Any], params: dict[str, Any], n_outputs: int) -> None:
+        self._make = make
+        self._params = params
+        self._obj = make(**params)
+        self._started = False
+        self._gap: Any = (math.nan,) * n_outputs if n_outputs else math.nan
+
+    def update(self, *args: float) -> Any:
+        for a in args:
+            if a != a:
+                if self._started:
+                    self._obj = self._make(**self._params)
+                    self._started = False
+                return self._gap
+        self._started = True
+        return self._obj.update(*args)

@@ -267,7 +267,7 @@ def rolling_volatility_kernel(x: np.ndarray, period: int) -> np.ndarray:
         if before != before:
             out[t] = value
             continue
-        r = math.log(xt / before)
+        r = math.log(xt / before) if xt > 0 and before > 0 else np.nan
         ring[(head + size) % (period + 1)] = r
         size += 1
         s += r
@@ -288,6 +288,31 @@ def rolling_volatility_kernel(x: np.ndarray, period: int) -> np.ndarray:
             s2 = fsum(squares, 0, size, p)
         if size == period:
             var = (s2 - s * s / size) / (size - 1)
-            value = math.sqrt(var) if var > 0 else 0.0
+            value = math.sqrt(var) if var > 0 else (0.0 if var == var else np.nan)
         out[t] = value
+    return out
+
+
+@njit(cache=True)
+def zscore_kernel(x: np.ndarray, period: int) -> np.ndarray:
+    """:class:`~tradestack.features.technical.ZScore` over an array: running sums of x and x²
+    (added before and dropped after each output, as TA-Lib's ``VAR``), population std."""
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    s = s2 = 0.0
+    first = 0
+    while first < n and x[first] != x[first]:  # leading NaNs are skipped
+        first += 1
+    for t in range(first, n):
+        xt = x[t]
+        s += xt
+        s2 += xt * xt
+        if t - first + 1 >= period:
+            mean = s / period
+            var = s2 / period - mean * mean
+            std = math.sqrt(var) if var > 0 else 0.0
+            out[t] = (xt - mean) / std if std > 0 else np.nan
+            old = x[t - period + 1]
+            s -= old
+            s2 -= old * old
     return out

@@ -29,6 +29,7 @@ class FeatureKind:
     incremental: Callable[..., Any]
     outputs: tuple[str, ...] = ()
     summary: str = ""
+    restart_on_gap: bool = False
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -52,7 +53,10 @@ def _kind(
     outputs: tuple[str, ...] = (),
 ) -> FeatureKind:
     doc = (inspect.getdoc(batch) or "").split("\n\n")[0].replace("\n", " ")
-    return FeatureKind(name, inputs, defaults or inputs, batch, incremental, outputs, doc)
+    # the price indicators (TA-Lib's and their twins) restart after a gap; the microstructure
+    # features define their own NaN handling, the same in both forms
+    restart = incremental.__module__ in (indicators.__name__, technical.__name__)
+    return FeatureKind(name, inputs, defaults or inputs, batch, incremental, outputs, doc, restart)
 
 
 def _sma(x: Any, period: int) -> Any:
@@ -94,6 +98,7 @@ KINDS: dict[str, FeatureKind] = {
             ("close",),
         ),
         _kind("zscore", technical.zscore, technical.ZScore, ("values",), ("close",)),
+        _kind("mid", microstructure.mid, microstructure.Mid, ("bid", "ask")),
         _kind("spread_bps", microstructure.spread_bps, microstructure.SpreadBps, ("bid", "ask")),
         _kind(
             "book_imbalance",

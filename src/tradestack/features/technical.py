@@ -16,7 +16,7 @@ import numpy as np
 import talib
 
 from tradestack.core.series import FloatArray
-from tradestack.features.kernels import rolling_volatility_kernel
+from tradestack.features.kernels import rolling_volatility_kernel, zscore_kernel
 
 
 def _arr(values: FloatArray) -> np.ndarray:
@@ -83,14 +83,13 @@ def rolling_volatility(close: FloatArray, period: int = 20) -> FloatArray:
 
 
 def zscore(values: FloatArray, period: int = 20) -> FloatArray:
-    """``(x - mean) / std`` over the last ``period`` values (population std, TA-Lib
-    ``STDDEV``); NaN where the std is zero."""
+    """``(x - mean) / std`` over the last ``period`` values (population std, TA-Lib's ``VAR``
+    arithmetic); NaN where the std is zero. TA-Lib has no z-score, and composing its ``SMA``
+    and ``STDDEV`` rounds differently where the window is nearly flat, so this is a compiled
+    loop doing :class:`ZScore`'s arithmetic."""
     _check(period, 2)
-    x = _arr(values)
-    mean = talib.SMA(x, timeperiod=period)
-    std = talib.STDDEV(x, timeperiod=period, nbdev=1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(std > 0, (x - mean) / std, np.nan)
+    result: FloatArray = zscore_kernel(_arr(values), period)
+    return result
 
 
 # -- incremental -----------------------------------------------------------------------------
@@ -286,7 +285,8 @@ class Returns:
 class RollingVolatility:
     """Incremental :func:`rolling_volatility`: running sums of the window's log returns and
     their squares, rebuilt exactly (``math.fsum``) once per ``period`` updates so rounding
-    never accumulates."""
+    never accumulates. A price that is not positive gives a NaN return, and the value is NaN
+    until that return has left the window and the sums were rebuilt."""
 
     __slots__ = ("_count", "_prev", "_sum", "_sum2", "_window", "period", "value")
 
@@ -304,7 +304,7 @@ class RollingVolatility:
         prev, self._prev = self._prev, x
         if prev != prev:
             return self.value
-        r = math.log(x / prev)
+        r = math.log(x / prev) if x > 0 and prev > 0 else math.nan
         window = self._window
         window.append(r)
         self._sum += r
@@ -320,7 +320,7 @@ class RollingVolatility:
         n = len(window)
         if n == self.period:
             var = (self._sum2 - self._sum * self._sum / n) / (n - 1)
-            self.value = math.sqrt(var) if var > 0 else 0.0
+            self.value = math.sqrt(var) if var > 0 else (0.0 if var == var else math.nan)
         return self.value
 
 

@@ -11,7 +11,7 @@ from tradestack.core.ids import InstrumentId
 from tradestack.portfolio.account import Portfolio
 from tradestack.risk.actions import ActionLog, RiskAction, RiskActionKind
 from tradestack.risk.config import RiskConfig
-from tradestack.risk.kill_switch import KillSwitch
+from tradestack.risk.kill_switch import KillSwitch, KillSwitchState
 from tradestack.risk.numeric import exceeds, fmt
 from tradestack.risk.returns import PriceHistory, correlation, stdev
 from tradestack.risk.rule_names import RiskRule
@@ -96,7 +96,11 @@ class PortfolioRisk:
         self._equity = equity
         if self.kill_switch is not None:
             self.kill_switch.refresh()
-        if self._tripped and self.kill_switch is not None and not self.kill_switch.halted:
+        if (
+            self._tripped
+            and self.kill_switch is not None
+            and self.kill_switch.state is KillSwitchState.ACTIVE
+        ):
             self.rearm_breaker()
         if math.isfinite(equity) and not equity <= self._peak:
             self._peak = equity

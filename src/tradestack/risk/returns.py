@@ -35,11 +35,6 @@ class PriceHistory:
         self._ts.append(ts_ns)
         self._prices.append(price)
 
-    @property
-    def last(self) -> float:
-        """The latest price (NaN before the first)."""
-        return self._prices[-1] if self._prices else math.nan
-
     def returns(self) -> list[float]:
         """Log returns, oldest first."""
         px = self._prices

@@ -70,6 +70,18 @@ def test_config_mistakes_are_named(
         (lambda p: p["alphas"]["momentum"].update(params={"sclae": 1}), "pipeline.alphas.momentum"),
         (lambda p: p.update(train_end="2100-01-01"), "nothing is left to trade"),
         (lambda p: p.update(train_end="1990-01-01"), "too few steps before train_end"),
+        (
+            lambda p: p["features"].update(sma_fast={"kind": "sma", "input": ["close"]}),
+            "input must",
+        ),
+        (lambda p: p["features"].update(sma_fast={"kind": "sma", "period": 2.5}), "must be an int"),
+        (
+            lambda p: p["features"].update(
+                bb_upper={"kind": "bollinger", "k": "2", "output": "upper"}
+            ),
+            "feature 'bb_upper' \\(bollinger\\): k must be a finite number",
+        ),
+        (lambda p: p["features"].update(rsi_14={"kind": "rsi", "period": 1}), "'rsi_14' \\(rsi\\)"),
     ],
 )
 def test_build_mistakes_are_named(
@@ -79,6 +91,16 @@ def test_build_mistakes_are_named(
     config = BacktestConfig.model_validate(equities)
     with pytest.raises(ConfigError, match=message):
         build_engine(config, examples_dir)
+
+
+def test_an_unquoted_yaml_date_is_a_train_end(
+    tmp_path: Path, examples_dir: Path, equities: dict[str, Any]
+) -> None:
+    import datetime
+
+    equities["pipeline"]["train_end"] = datetime.date(2013, 7, 1)
+    config, _ = load_config(_write(tmp_path, equities, examples_dir))
+    assert config.pipeline is not None and config.pipeline.train_end == "2013-07-01"
 
 
 def test_strategy_and_pipeline_are_exclusive(equities: dict[str, Any]) -> None:

@@ -276,3 +276,20 @@ def test_the_breaker_also_closes_what_was_in_flight(examples_dir: Path) -> None:
     assert strategy.risk.summary()["kill_switch"] == "halted"
     assert len([o for o in result.orders if o.tag == FLATTEN_TAG]) >= 2  # a second for the rest
     assert result.portfolio.position(InstrumentId.parse("BTCUSDT@binance")).qty == 0
+
+
+def test_kill_switch_files_are_found_from_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_bars(tmp_path / "a.csv", RISING)
+    raw = config({"A": tmp_path / "a.csv"}, {"kill_switch_state_path": "state/kill.json"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    (tmp_path / "state").mkdir()
+    first = run(raw, tmp_path)
+    first.strategy.risk.kill_switch.halt("maintenance")  # type: ignore[attr-defined]
+    assert (tmp_path / "state" / "kill.json").exists()
+    assert not (elsewhere / "state").exists()
+    monkeypatch.chdir(tmp_path)
+    assert run(raw, tmp_path).orders == []  # restarted from another folder: still halted

@@ -63,6 +63,14 @@ class PipelineConfig(_Strict):
     sizing: dict[str, Any] = Field(default_factory=dict)
     risk: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("train_end", mode="before")
+    @classmethod
+    def _dates_as_text(cls, value: Any) -> Any:
+        """YAML reads an unquoted ``2013-07-01`` as a date."""
+        from datetime import date
+
+        return value.isoformat() if isinstance(value, date) else value
+
     @field_validator("train_end")
     @classmethod
     def _iso(cls, value: str | None) -> str | None:

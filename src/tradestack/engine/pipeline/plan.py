@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -93,8 +94,12 @@ def build_plan(
     config: PipelineConfig,
     steps: Mapping[InstrumentId, Steps],
     base_columns: Sequence[str],
+    base: Path | None = None,
 ) -> PipelinePlan:
-    """Compile the config and fit its models on the training window (see module docstring)."""
+    """Compile the config and fit its models on the training window (see module docstring).
+
+    Relative kill-switch paths in ``risk`` are taken from ``base`` (the config's folder), so a
+    restart from another working directory finds the same state."""
     try:
         features = FeatureSet.from_config(config.features, base_columns)
     except FeatureSpecError as exc:
@@ -105,7 +110,7 @@ def build_plan(
     except (msgspec.ValidationError, ValueError) as exc:
         raise PipelineError(f"pipeline.sizing: {exc}") from None
     try:
-        risk = msgspec.convert(config.risk, RiskConfig, strict=False)
+        risk = msgspec.convert(_resolve_paths(config.risk, base), RiskConfig, strict=False)
     except (msgspec.ValidationError, ValueError) as exc:
         raise PipelineError(f"pipeline.risk: {exc}") from None
     alpha_columns = [[names.index(f) for f in a.features] for a in config.alphas.values()]
@@ -121,8 +126,21 @@ def build_plan(
         sizing=sizing,
         risk=risk,
     )
-    _fit(plan, steps)
+    try:
+        _fit(plan, steps)
+    except FeatureSpecError as exc:
+        raise PipelineError(f"pipeline.features: {exc}") from None
     return plan
+
+
+def _resolve_paths(risk: Mapping[str, Any], base: Path | None) -> dict[str, Any]:
+    out = dict(risk)
+    for key in ("kill_switch_state_path", "kill_switch_flag_path"):
+        value = out.get(key)
+        if base is not None and isinstance(value, str):
+            path = Path(value).expanduser()
+            out[key] = str(path if path.is_absolute() else base / path)
+    return out
 
 
 def _train_end(config: PipelineConfig, steps: Mapping[InstrumentId, Steps]) -> int:

@@ -69,6 +69,7 @@ def pipeline_diagnostics(strategy: PipelineStrategy) -> dict[str, Any]:
             **{k: _num(v) for k, v in blend_quality.items()},
         },
         "sizing": strategy.sizing_stats.summary(),
+        "orders_sent": strategy.orders_sent,
         "risk": strategy.risk.summary(),
     }
 
@@ -135,7 +136,11 @@ def pipeline_sections(diag: dict[str, Any]) -> list[tuple[str, str]]:
     sizing_html = html_table(
         ["decision", "count"],
         [[k, v] for k, v in sizing["by_reason"].items()]
-        + [["orders", sizing["orders"]], ["mean |fraction|", _fmt(sizing["mean_abs_fraction"])]],
+        + [
+            ["rebalances sized", sizing["orders"]],
+            ["orders sent (after risk)", diag["orders_sent"]],
+            ["mean |fraction|", _fmt(sizing["mean_abs_fraction"])],
+        ],
         "pipeline-sizing",
     )
     risk = diag["risk"]
