@@ -279,16 +279,18 @@ class IncrementalFeatures:
             return names[ref]
 
         for i, node in enumerate(features._nodes):
-            args = ", ".join(local(ref) for ref in node.args)
+            arg_names = [local(ref) for ref in node.args]
+            args = ", ".join(arg_names)
             make = node.kind.incremental
             params = dict(node.params)
-            namespace[f"u{i}"] = (
-                _Restarting(make, params, len(node.kind.outputs)).update
-                if node.kind.restart_on_gap
-                else make(**params).update
-            )
+            namespace[f"u{i}"] = make(**params).update
             names[("node", i, -1)] = f"n{i}"
-            lines.append(f"    n{i} = u{i}({args})")
+            if node.kind.restart_on_gap:  # a NaN input: NaN out, and start afresh
+                namespace[f"g{i}"] = _restart(namespace, f"u{i}", make, params, node.kind)
+                gap = " or ".join(f"{a} != {a}" for a in arg_names)
+                lines.append(f"    n{i} = g{i}() if {gap} else u{i}({args})")
+            else:
+                lines.append(f"    n{i} = u{i}({args})")
         outputs = [local(features._refs[name]) for name in features.names]
         lines.append(f"    return ({''.join(f'{o}, ' for o in outputs)})")
         self.source = "def step(row):\n" + "\n".join(lines) + "\n"
@@ -327,24 +329,19 @@ def _restarting_batch(kind: FeatureKind, args: list[Any], params: dict[str, Any]
     return tuple(out) if kind.outputs else out[0]
 
 
-class _Restarting:
-    """An incremental indicator that starts afresh after a missing (NaN) input."""
+def _restart(
+    namespace: dict[str, Any],
+    slot: str,
+    make: Callable[..., Any],
+    params: dict[str, Any],
+    kind: FeatureKind,
+) -> Callable[[], Any]:
+    """What a restarting indicator does on a gap: replace itself with a fresh one (the
+    generated step function looks its updater up by name) and report NaN."""
+    gap: Any = (math.nan,) * len(kind.outputs) if kind.outputs else math.nan
 
-    __slots__ = ("_gap", "_make", "_obj", "_params", "_started")
+    def restart() -> Any:
+        namespace[slot] = make(**params).update
+        return gap
 
-    def __init__(self, make: Callable[..., Any], params: dict[str, Any], n_outputs: int) -> None:
-        self._make = make
-        self._params = params
-        self._obj = make(**params)
-        self._started = False
-        self._gap: Any = (math.nan,) * n_outputs if n_outputs else math.nan
-
-    def update(self, *args: float) -> Any:
-        for a in args:
-            if a != a:
-                if self._started:
-                    self._obj = self._make(**self._params)
-                    self._started = False
-                return self._gap
-        self._started = True
-        return self._obj.update(*args)
+    return restart
