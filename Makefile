@@ -12,8 +12,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# --no-compile: modules are byte-compiled when first imported, not all of them up front
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-compile -e .
 	touch $@
 
 $(STAMP): pyproject.toml | $(BIN)/python
@@ -24,8 +25,6 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/tradestack backtest examples/pipeline_btc_l2.yaml --out $(OUT)/pipeline_btc_l2
 	$(BIN)/tradestack backtest examples/pipeline_equities_daily.yaml --out $(OUT)/pipeline_equities_daily
-	$(BIN)/tradestack backtest examples/configs/sma_cross.yaml --out $(OUT)/sma_cross
-	$(BIN)/tradestack backtest examples/configs/momentum.yaml --out $(OUT)/momentum
 	$(BIN)/tradestack backtest examples/l2_market_making.yaml --out $(OUT)/l2_market_making
 	$(BIN)/tradestack replay examples/data/recordings/binance-spot-btcusdt-2024-08-08.jsonl.gz --catalog $(OUT)/catalog --require-clean
 
