@@ -175,7 +175,7 @@ def test_stacking_one_direction_or_too_few_rows_raises() -> None:
         Stacking(["a", "b"]).fit(s, np.full(len(s), 0.01))
     y = np.zeros(len(s))
     y[:9] = [0.01, -0.01] * 4 + [0.01]
-    with pytest.raises(AlphaError, match=r"stacking.*9 out-of-sample"):
+    with pytest.raises(AlphaError, match=r"stacking.*9 non-flat moves in the out-of-sample rows"):
         Stacking(["a", "b"]).fit(s, y)
 
 

@@ -6,9 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from tradestack.alphas.base import Alpha, AlphaError, check_matrix, check_positive
+from tradestack.alphas.base import Alpha, check_matrix, check_positive
 from tradestack.alphas.logistic import LogisticScorer
 from tradestack.core.series import FloatArray
 
@@ -30,16 +28,7 @@ class BookPressure(Alpha):
 
     def fit(self, X: FloatArray, forward_return: FloatArray) -> None:
         arr = check_matrix(self.name, X, len(self.features))
-        y = np.asarray(forward_return, dtype=np.float64)
-        keep = np.isfinite(arr).all(axis=1) & np.isfinite(y) & (y != 0.0)
-        up = (y[keep] > 0).astype(np.int64)
-        if len(up) < 10 or up.min() == up.max():
-            raise AlphaError(
-                f"alpha {self.name!r}: the training window has {len(up)} non-flat moves "
-                f"({int(up.sum())} up); it needs both directions — lengthen the training window "
-                "or the horizon"
-            )
-        self.model.fit(arr[keep], up)
+        self.model.fit_moves(arr, forward_return, f"alpha {self.name!r}", "the training window")
         self.fitted = True
 
     def score_batch(self, X: FloatArray) -> FloatArray:

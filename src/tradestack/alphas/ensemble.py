@@ -157,18 +157,11 @@ class Stacking(Ensemble):
         self.model = LogisticScorer(C)
 
     def fit(self, scores: FloatArray, forward_return: FloatArray) -> None:
-        s = self._matrix(scores)
-        y = np.asarray(forward_return, dtype=np.float64)
-        keep = np.isfinite(s).all(axis=1) & np.isfinite(y) & (y != 0.0)
-        up = (y[keep] > 0).astype(np.int64)
-        if len(up) < 10 or up.min() == up.max():
-            raise AlphaError(
-                f"stacking ensemble: {len(up)} out-of-sample training rows with a non-flat move "
-                f"({int(up.sum())} up); it needs both directions — lengthen the training window"
-            )
-        self.model.fit(s[keep], up)
+        n = self.model.fit_moves(
+            self._matrix(scores), forward_return, "stacking ensemble", "the out-of-sample rows"
+        )
         self.fitted = True
-        self.n_fit_rows = len(up)
+        self.n_fit_rows = n
 
     def weights(self) -> dict[str, float]:
         w = self.model.coef / self.model.std if len(self.model.coef) else np.zeros(len(self.names))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from tradestack.alphas.base import tanh
+from tradestack.alphas.base import AlphaError, tanh
 from tradestack.core.series import FloatArray
 
 
@@ -26,6 +26,21 @@ class LogisticScorer:
         self.coef = np.zeros(0)
         self.intercept = 0.0
         self.n_train = 0
+
+    def fit_moves(self, X: np.ndarray, forward_return: FloatArray, who: str, rows: str) -> int:
+        """Fit on the rows whose forward return moved (a flat move says nothing about
+        direction); returns how many. ``who`` and ``rows`` name the model and its rows in the
+        error when there are too few, or only one direction."""
+        y = np.asarray(forward_return, dtype=np.float64)
+        keep = np.isfinite(X).all(axis=1) & np.isfinite(y) & (y != 0.0)
+        up = (y[keep] > 0).astype(np.int64)
+        if len(up) < 10 or up.min() == up.max():
+            raise AlphaError(
+                f"{who}: {len(up)} non-flat moves in {rows} ({int(up.sum())} up); it needs "
+                "both directions — lengthen the training window or the horizon"
+            )
+        self.fit(X[keep], up)
+        return len(up)
 
     def fit(self, X: np.ndarray, up: np.ndarray) -> None:
         """``up``: 1 where the label moved up, 0 where it moved down (flat rows left out)."""
