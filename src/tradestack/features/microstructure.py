@@ -33,6 +33,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tradestack.core.series import FloatArray
+from tradestack.features.checks import check_int, check_positive, vectors
 from tradestack.features.kernels import (
     depth_kernel,
     kyle_kernel,
@@ -43,48 +44,20 @@ from tradestack.features.kernels import (
 _NAN = math.nan
 
 
-def _check_int(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _check_positive(name: str, value: float) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not 0.0 < value < math.inf:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
-def _vectors(trades: bool = False, **arrays: FloatArray) -> list[FloatArray]:
-    """The arrays as contiguous float64, checked 1-D and of one length (trades: finite, >= 0)."""
-    out: list[FloatArray] = []
-    first = ""
-    for name, x in arrays.items():
-        a = np.ascontiguousarray(x, dtype=np.float64)
-        if a.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D array, got shape {a.shape}")
-        if out and len(a) != len(out[0]):
-            raise ValueError(f"{name} has length {len(a)} but {first} has length {len(out[0])}")
-        if trades and not (a.min(initial=0.0) >= 0.0 and a.max(initial=0.0) < np.inf):
-            raise ValueError(f"{name} must be finite and non-negative")
-        first = first or name
-        out.append(a)
-    return out
-
-
 # -- numba kernels (the classes' arithmetic, step for step) ----------------------------------
 
 
 def mid(bid_px0: FloatArray, ask_px0: FloatArray) -> FloatArray:
     """Mid price ``(b + a) / 2`` of the best bid ``b`` and ask ``a``; NaN where a side is missing.
     Reference: Hasbrouck (2007), *Empirical Market Microstructure*, ch. 1."""
-    b, a = _vectors(bid_px0=bid_px0, ask_px0=ask_px0)
+    b, a = vectors(bid_px0=bid_px0, ask_px0=ask_px0)
     return (b + a) * 0.5
 
 
 def spread_bps(bid_px0: FloatArray, ask_px0: FloatArray) -> FloatArray:
     """Quoted spread ``(a - b) / mid × 1e4`` in basis points; NaN where the mid is missing or not
     positive. Reference: Hasbrouck (2007), *Empirical Market Microstructure*, ch. 1."""
-    b, a = _vectors(bid_px0=bid_px0, ask_px0=ask_px0)
+    b, a = vectors(bid_px0=bid_px0, ask_px0=ask_px0)
     m = (b + a) * 0.5
     with np.errstate(all="ignore"):
         return np.where(m > 0.0, (a - b) / m * 1e4, np.nan)
@@ -95,7 +68,7 @@ def book_imbalance(bid_sz: FloatArray, ask_sz: FloatArray, levels: int = 5) -> F
     0.0 where both sides are empty. Reference: Cont, Kukanov & Stoikov (2014), "The price impact
     of order book events", J. Financial Econometrics; Cartea, Jaimungal & Penalva (2015),
     *Algorithmic and High-Frequency Trading*, ch. 4."""
-    _check_int("levels", levels)
+    check_int("levels", levels)
     qb = np.ascontiguousarray(bid_sz, dtype=np.float64)
     qa = np.ascontiguousarray(ask_sz, dtype=np.float64)
     for name, x in (("bid_sz", qb), ("ask_sz", qa)):
@@ -115,7 +88,7 @@ def microprice(
     """Size-weighted mid ``(b·Qa + a·Qb) / (Qa + Qb)`` (the mid where both sizes are 0); NaN where
     a side is missing. Reference: Stoikov (2018), "The micro-price: a high-frequency estimator of
     future prices", Quantitative Finance 18(12) -- the weighted mid his micro-price refines."""
-    b, qb, a, qa = _vectors(bid_px0=bid_px0, bid_sz0=bid_sz0, ask_px0=ask_px0, ask_sz0=ask_sz0)
+    b, qb, a, qa = vectors(bid_px0=bid_px0, bid_sz0=bid_sz0, ask_px0=ask_px0, ask_sz0=ask_sz0)
     tot = qa + qb
     with np.errstate(all="ignore"):
         return np.where(tot > 0.0, (b * qa + a * qb) / tot, (b + a) * 0.5)
@@ -127,7 +100,7 @@ def microprice_dev_bps(
     """``(microprice - mid) / mid × 1e4``, computed without cancellation as
     ``(a - b)/2 · (Qb - Qa)/(Qb + Qa) / mid × 1e4`` (0 where both sizes are 0). Reference:
     Stoikov (2018), "The micro-price", Quantitative Finance 18(12)."""
-    b, qb, a, qa = _vectors(bid_px0=bid_px0, bid_sz0=bid_sz0, ask_px0=ask_px0, ask_sz0=ask_sz0)
+    b, qb, a, qa = vectors(bid_px0=bid_px0, bid_sz0=bid_sz0, ask_px0=ask_px0, ask_sz0=ask_sz0)
     m = (b + a) * 0.5
     tot = qb + qa
     with np.errstate(all="ignore"):
@@ -146,8 +119,8 @@ def vwap(
     both aggressor sides; NaN while fewer than ``window`` steps were seen or the window traded
     nothing. Reference: Berkowitz, Logue & Noser (1988), "The total cost of transactions on the
     NYSE", J. Finance; Cartea, Jaimungal & Penalva (2015), ch. 9."""
-    _check_int("window", window)
-    bq, sq, bn, sn = _vectors(
+    check_int("window", window)
+    bq, sq, bn, sn = vectors(
         True, buy_qty=buy_qty, sell_qty=sell_qty, buy_notional=buy_notional,
         sell_notional=sell_notional,
     )  # fmt: skip
@@ -169,7 +142,7 @@ def vwap_deviation(
 ) -> FloatArray:
     """``(mid - vwap) / vwap`` with :func:`vwap` over the last ``window`` steps (a fraction, not
     bps); NaN where either is missing. Reference: Cartea, Jaimungal & Penalva (2015), ch. 9."""
-    (m,) = _vectors(mid=mid)
+    (m,) = vectors(mid=mid)
     vw = vwap(buy_qty, sell_qty, buy_notional, sell_notional, window)
     if len(vw) != len(m):
         raise ValueError(f"mid has length {len(m)} but buy_qty has length {len(vw)}")
@@ -182,8 +155,8 @@ def trade_flow_imbalance(buy_qty: FloatArray, sell_qty: FloatArray, window: int)
     ``window`` steps; 0.0 when nothing traded, NaN until ``window`` steps were seen. Reference:
     Chordia & Subrahmanyam (2004), "Order imbalance and individual stock returns", J. Financial
     Economics; Cont, Kukanov & Stoikov (2014)."""
-    _check_int("window", window)
-    b, s = _vectors(True, buy_qty=buy_qty, sell_qty=sell_qty)
+    check_int("window", window)
+    b, s = vectors(True, buy_qty=buy_qty, sell_qty=sell_qty)
     sb, ss, nb, ns = window_pair_sums(b, s, window)
     tot = sb + ss
     out = np.zeros(len(b))
@@ -197,8 +170,8 @@ def realized_volatility(mid: FloatArray, window: int) -> FloatArray:
     ``r_t = ln(mid_t / mid_{t-1})``, not annualized; NaN until ``window`` returns exist or while a
     missing mid is in the window. Reference: Andersen, Bollerslev, Diebold & Labys (2003),
     "Modeling and forecasting realized volatility", Econometrica 71(2)."""
-    _check_int("window", window)
-    (m,) = _vectors(mid=mid)
+    check_int("window", window)
+    (m,) = vectors(mid=mid)
     out = np.full(len(m), np.nan)
     if len(m) < 2:
         return out
@@ -225,9 +198,9 @@ def vpin(
     buckets (NaN until that many are complete). Trades carry their aggressor side, so there is no
     bulk volume classification. Reference: Easley, López de Prado & O'Hara (2012), "Flow toxicity
     and liquidity in a high-frequency world", Review of Financial Studies 25(5)."""
-    _check_positive("bucket_volume", bucket_volume)
-    _check_int("n_buckets", n_buckets)
-    b, s = _vectors(True, buy_qty=buy_qty, sell_qty=sell_qty)
+    check_positive("bucket_volume", bucket_volume)
+    check_int("n_buckets", n_buckets)
+    b, s = vectors(True, buy_qty=buy_qty, sell_qty=sell_qty)
     result: FloatArray = vpin_kernel(b, s, float(bucket_volume), n_buckets)
     return result
 
@@ -240,9 +213,9 @@ def kyle_lambda(
     window is full, where ``Var(q) = 0`` or while a missing mid is in the window. Reference: Kyle
     (1985), "Continuous auctions and insider trading", Econometrica 53(6); Hasbrouck (2007),
     *Empirical Market Microstructure*, ch. 8."""
-    _check_int("window", window)
-    (m,) = _vectors(mid=mid)
-    b, s = _vectors(True, buy_qty=buy_qty, sell_qty=sell_qty)
+    check_int("window", window)
+    (m,) = vectors(mid=mid)
+    b, s = vectors(True, buy_qty=buy_qty, sell_qty=sell_qty)
     if len(b) != len(m):
         raise ValueError(f"buy_qty has length {len(b)} but mid has length {len(m)}")
     result: FloatArray = kyle_kernel(m, b - s, window)
@@ -253,7 +226,7 @@ def cross_venue_spread_bps(mid_a: FloatArray, mid_b: FloatArray) -> FloatArray:
     """Cross-venue basis ``(mid_a - mid_b) / ((mid_a + mid_b) / 2) × 1e4`` in basis points; NaN
     where either mid is missing. Reference: Makarov & Schoar (2020), "Trading and arbitrage in
     cryptocurrency markets", J. Financial Economics 135(2)."""
-    a, b = _vectors(mid_a=mid_a, mid_b=mid_b)
+    a, b = vectors(mid_a=mid_a, mid_b=mid_b)
     with np.errstate(all="ignore"):
         return np.where((a > 0.0) & (b > 0.0), (a - b) / ((a + b) * 0.5) * 1e4, np.nan)
 
@@ -297,7 +270,7 @@ class BookImbalance:
     __slots__ = ("levels", "value")
 
     def __init__(self, levels: int = 5) -> None:
-        _check_int("levels", levels)
+        check_int("levels", levels)
         self.levels = levels
         self.value = _NAN
 
@@ -374,7 +347,7 @@ class VWAP:
     __slots__ = ("_q", "_v", "value", "window")
 
     def __init__(self, window: int) -> None:
-        _check_int("window", window)
+        check_int("window", window)
         self.window = window
         self._q = _Rolling(window)
         self._v = _Rolling(window)
@@ -420,7 +393,7 @@ class TradeFlowImbalance:
     __slots__ = ("_b", "_s", "value", "window")
 
     def __init__(self, window: int) -> None:
-        _check_int("window", window)
+        check_int("window", window)
         self.window = window
         self._b = _Rolling(window)
         self._s = _Rolling(window)
@@ -444,7 +417,7 @@ class RealizedVolatility:
     __slots__ = ("_missing", "_prev", "_r2", "_started", "value", "window")
 
     def __init__(self, window: int) -> None:
-        _check_int("window", window)
+        check_int("window", window)
         self.window = window
         self._r2 = _Rolling(window)
         self._missing = _Rolling(window)
@@ -483,8 +456,8 @@ class VPIN:
     )  # fmt: skip
 
     def __init__(self, bucket_volume: float, n_buckets: int) -> None:
-        _check_positive("bucket_volume", bucket_volume)
-        _check_int("n_buckets", n_buckets)
+        check_positive("bucket_volume", bucket_volume)
+        check_int("n_buckets", n_buckets)
         self.bucket_volume = float(bucket_volume)
         self.n_buckets = n_buckets
         self._denom = n_buckets * self.bucket_volume
@@ -539,7 +512,7 @@ class KyleLambda:
     )  # fmt: skip
 
     def __init__(self, window: int) -> None:
-        _check_int("window", window)
+        check_int("window", window)
         self.window = window
         self._x = [0.0] * window
         self._y = [0.0] * window
