@@ -23,6 +23,7 @@ from tradestack.core.orders import Order, OrderSide, OrderStatus, OrderType
 from tradestack.engine.pipeline.plan import PipelinePlan, Signals
 from tradestack.engine.pipeline.sampling import BookStepper, ReferenceBook
 from tradestack.engine.strategy import Strategy
+from tradestack.features.featureset import IncrementalFeatures
 from tradestack.portfolio.sizing import Sizer, SizingStats
 from tradestack.risk import KillSwitchState, RiskManager
 
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
 
 FLATTEN_TAG = "risk_flatten"
 TIMER = "pipeline"
+
+Computed = tuple[tuple[float, ...], list[float], float]
+"""One step's features, alpha scores and blended signal."""
 
 
 class _Track:
@@ -107,14 +111,10 @@ class PipelineStrategy(Strategy):
     def _skip_step(self) -> None:
         """A grid time without a two-sided book (left out of the batch steps as well)."""
 
-    def _compute_bar(
-        self, inst: InstrumentId, bar: Bar
-    ) -> tuple[tuple[float, ...], list[float], float]:
+    def _compute_bar(self, inst: InstrumentId, bar: Bar) -> Computed:
         raise NotImplementedError
 
-    def _compute_book(
-        self, inst: InstrumentId, ts_ns: int, view: Any
-    ) -> tuple[tuple[float, ...], list[float], float] | None:
+    def _compute_book(self, inst: InstrumentId, ts_ns: int, view: Any) -> Computed | None:
         raise NotImplementedError
 
     # -- shared decision ------------------------------------------------------------------------
@@ -273,9 +273,7 @@ class BatchPipeline(PipelineStrategy):
         super().__init__(plan, interval_ns=interval_ns, data_end_ns=data_end_ns, risk=risk)
         self.signals = dict(signals)
 
-    def _row(
-        self, inst: InstrumentId, ts_ns: int
-    ) -> tuple[tuple[float, ...], list[float], float] | None:
+    def _row(self, inst: InstrumentId, ts_ns: int) -> Computed | None:
         track = self.tracks[inst]
         sig = self.signals[inst]
         i = track.step
@@ -289,17 +287,13 @@ class BatchPipeline(PipelineStrategy):
         track.step = i + 1
         return (tuple(sig.features[i].tolist()), sig.alpha_scores[i].tolist(), float(sig.signal[i]))
 
-    def _compute_bar(
-        self, inst: InstrumentId, bar: Bar
-    ) -> tuple[tuple[float, ...], list[float], float]:
+    def _compute_bar(self, inst: InstrumentId, bar: Bar) -> Computed:
         row = self._row(inst, bar.ts_event_ns)
         if row is None:
             raise RuntimeError(f"{inst}: more bars than the batch signal covers")
         return row
 
-    def _compute_book(
-        self, inst: InstrumentId, ts_ns: int, view: Any
-    ) -> tuple[tuple[float, ...], list[float], float] | None:
+    def _compute_book(self, inst: InstrumentId, ts_ns: int, view: Any) -> Computed | None:
         return self._row(inst, ts_ns)
 
 
@@ -320,7 +314,7 @@ class ReplayPipeline(PipelineStrategy):
     ) -> None:
         super().__init__(plan, interval_ns=interval_ns, data_end_ns=data_end_ns, risk=risk)
         self._reference = reference
-        self._incremental = {}  # type: dict[InstrumentId, Any]
+        self._incremental: dict[InstrumentId, IncrementalFeatures] = {}
         self._stepper = BookStepper(depth)
         self._alpha_score = [a.score for a in plan.alphas]
         self._columns = plan.alpha_columns
@@ -335,9 +329,7 @@ class ReplayPipeline(PipelineStrategy):
     def _skip_step(self) -> None:
         self._stepper.reset()
 
-    def _signal(
-        self, inst: InstrumentId, row: list[Any]
-    ) -> tuple[tuple[float, ...], list[float], float]:
+    def _signal(self, inst: InstrumentId, row: list[Any]) -> Computed:
         features = self._incremental[inst].update(row)
         scores = [
             score([features[c] for c in cols])
@@ -345,14 +337,10 @@ class ReplayPipeline(PipelineStrategy):
         ]
         return features, scores, self.plan.ensemble.blend(scores)
 
-    def _compute_bar(
-        self, inst: InstrumentId, bar: Bar
-    ) -> tuple[tuple[float, ...], list[float], float]:
+    def _compute_bar(self, inst: InstrumentId, bar: Bar) -> Computed:
         return self._signal(inst, [bar.open, bar.high, bar.low, bar.close, bar.volume])
 
-    def _compute_book(
-        self, inst: InstrumentId, ts_ns: int, view: Any
-    ) -> tuple[tuple[float, ...], list[float], float] | None:
+    def _compute_book(self, inst: InstrumentId, ts_ns: int, view: Any) -> Computed | None:
         row = self._stepper.row(view)
         if self._reference is not None:
             row.append(self._reference.mid_at(ts_ns))
