@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument(
         "--quiet", action="store_true", help="no progress bar and no metrics table"
     )
+    backtest.add_argument(
+        "--engine",
+        choices=["event", "vectorized"],
+        default="event",
+        help="vectorized: the compiled runner for strategies with target weights (same trades)",
+    )
     backtest.set_defaults(func=_cmd_backtest)
 
     record = sub.add_parser("record", help="record live market data: raw frames + catalog")
@@ -98,7 +104,47 @@ def _parser() -> argparse.ArgumentParser:
     )
     kill.add_argument("--reason", help="why; recorded in the state file")
     kill.set_defaults(func=_cmd_kill_switch)
+
+    sweep = sub.add_parser("sweep", help="run many variants of a backtest config")
+    sweep.add_argument("config", type=Path, help="the backtest YAML the variants start from")
+    sweep.add_argument(
+        "--grid",
+        nargs="+",
+        required=True,
+        metavar="KEY=SPEC",
+        help="key=start:stop:step (stop included) or key=a,b,c; a bare key is a strategy "
+        "parameter, a dotted key (pipeline.horizon) any config field",
+    )
+    sweep.add_argument(
+        "--engine",
+        choices=["event", "vectorized"],
+        default="event",
+        help="vectorized: the compiled runner (strategies with target weights; same trades)",
+    )
+    sweep.add_argument("--workers", type=int, help="local processes (default: one per core)")
+    sweep.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: 'auto' or host:port")
+    sweep.add_argument("--sort", default="sharpe", help="metric to rank by (default sharpe)")
+    sweep.add_argument("--top", type=int, default=20, help="rows in the console table")
+    sweep.add_argument("--out", type=Path, help="write sweep.parquet, sweep.csv, sweep.html here")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    sweep.set_defaults(func=_cmd_sweep)
     return parser
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from tradestack.research.sweep_command import sweep_command
+
+    return sweep_command(
+        args.config,
+        args.grid,
+        out=args.out,
+        workers=args.workers,
+        ray=args.ray,
+        sort=args.sort,
+        top=args.top,
+        quiet=args.quiet,
+        vectorized=args.engine == "vectorized",
+    )
 
 
 def _progress_printer() -> Callable[[Progress], None]:
@@ -262,13 +308,14 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from tradestack.engine.l2 import L2BacktestEngine
     from tradestack.engine.loading import build_engine
     from tradestack.engine.strategy import ParameterError
+    from tradestack.engine.vectorized import NotVectorizable, VectorizedEngine
 
     try:
         config, base = load_config(args.config)
     except ConfigError as exc:
         return _fail(str(exc))
     try:
-        engine = build_engine(config, base)
+        engine = build_engine(config, base, vectorized=args.engine == "vectorized")
     except DataValidationError as exc:
         return _fail(str(exc))
     except ParameterError as exc:
@@ -280,6 +327,9 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     if isinstance(engine, L2BacktestEngine):
         instruments = str(engine.instrument.id)
         n_bars = 0
+    elif isinstance(engine, VectorizedEngine):
+        instruments = ", ".join(str(f.instrument_id) for f in engine.feeds)
+        n_bars = 0  # no progress bar: the compiled run is one call
     else:
         instruments = ", ".join(str(f.instrument_id) for f in engine.feeds)
         n_bars = sum(len(f) for f in engine.feeds)
@@ -289,6 +339,8 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             result = engine.run()
         else:
             result = _run_with_progress(engine, n_bars)
+    except NotVectorizable as exc:
+        return _fail(f"{args.config}: vectorized runner: {exc}")
     except BacktestError as exc:
         import traceback
 

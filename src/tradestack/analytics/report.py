@@ -171,7 +171,8 @@ def _figures(
     return [equity_fig, dd_fig, heat_fig]
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary sibling and move it into place (never a partial file)."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -243,5 +244,5 @@ def write_report(
             "</body></html>",
         ]
     )
-    _write_atomic(out, html)
+    write_atomic(out, html)
     return out

@@ -32,6 +32,7 @@ from tradestack.engine.pipeline.plan import (
 from tradestack.engine.pipeline.sampling import ReferenceBook, sample_book
 from tradestack.engine.pipeline.strategy import BatchPipeline, PipelineStrategy, ReplayPipeline
 from tradestack.engine.strategy import Strategy
+from tradestack.engine.vectorized import NotVectorizable, VectorizedEngine
 from tradestack.execution.bar_venue import BarVenueConfig
 from tradestack.execution.sim.config import L2VenueConfig
 from tradestack.execution.sim.feed import L2Feed, binance_feed
@@ -94,9 +95,22 @@ def _import_module(name: str, spec: str, base: Path | None) -> ModuleType:
 
 
 def build_engine(
-    config: BacktestConfig, base: Path, progress: ProgressFn | None = None
-) -> BacktestEngine | L2BacktestEngine:
-    """Everything is loaded and checked before the engine exists, so a bad input writes nothing."""
+    config: BacktestConfig,
+    base: Path,
+    progress: ProgressFn | None = None,
+    *,
+    vectorized: bool = False,
+) -> BacktestEngine | L2BacktestEngine | VectorizedEngine:
+    """Everything is loaded and checked before the engine exists, so a bad input writes nothing.
+
+    ``vectorized``: the compiled runner instead of the event loop (bar data, a strategy that
+    states target weights; same trades and equity curve), or a :class:`ConfigError` saying why
+    this config cannot run that way."""
+    if vectorized and (config.pipeline is not None or config.book is not None):
+        raise ConfigError(
+            "the vectorized runner takes bar data and a strategy with target weights; "
+            "pipelines and order books run on the event engine"
+        )
     if config.pipeline is not None:
         return _build_pipeline_engine(config, config.pipeline, base, progress)
     assert config.strategy is not None
@@ -105,6 +119,19 @@ def build_engine(
         feed, instrument, seed = _load_book(config.book, base)
         return _l2_engine(config, strategy, feed, instrument, seed)
     feeds, instruments = _load_bars(config, base)
+    if vectorized:
+        try:
+            return VectorizedEngine(
+                strategy,
+                feeds,
+                instruments=instruments,
+                starting_cash=config.starting_cash,
+                currency=config.currency,
+                venue=_bar_venue_config(config),
+                periods_per_year=config.periods_per_year,
+            )
+        except NotVectorizable as exc:
+            raise ConfigError(f"vectorized runner: {exc}") from None
     return _bar_engine(config, strategy, feeds, instruments, progress)
 
 
@@ -133,23 +160,27 @@ def _bar_engine(
     instruments: list[Instrument],
     progress: ProgressFn | None,
 ) -> BacktestEngine:
-    venue = config.venue
     return BacktestEngine(
         strategy,
         feeds,
         instruments=instruments,
         starting_cash=config.starting_cash,
         currency=config.currency,
-        venue=BarVenueConfig(
-            fill_at=venue.fill_at,
-            slippage_bps=venue.slippage_bps,
-            maker_fee_bps=venue.maker_fee_bps,
-            taker_fee_bps=venue.taker_fee_bps,
-            allow_short=venue.allow_short,
-            leverage=venue.leverage,
-        ),
+        venue=_bar_venue_config(config),
         periods_per_year=config.periods_per_year,
         progress=progress,
+    )
+
+
+def _bar_venue_config(config: BacktestConfig) -> BarVenueConfig:
+    venue = config.venue
+    return BarVenueConfig(
+        fill_at=venue.fill_at,
+        slippage_bps=venue.slippage_bps,
+        maker_fee_bps=venue.maker_fee_bps,
+        taker_fee_bps=venue.taker_fee_bps,
+        allow_short=venue.allow_short,
+        leverage=venue.leverage,
     )
 
 

@@ -10,8 +10,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from tradestack.core.events import Bar, OrderBookSnapshot, QuoteTick, TradeTick
+    from tradestack.core.ids import InstrumentId
     from tradestack.core.orders import Fill, Order
+    from tradestack.core.series import BarSeries, FloatArray
     from tradestack.engine.context import StrategyContext
     from tradestack.execution.sim.book_view import BookView
 
@@ -142,6 +146,19 @@ class Strategy:
 
     def on_stop(self, ctx: StrategyContext) -> None:
         """Called once after the last event."""
+
+    def target_weights(
+        self, bars: Mapping[InstrumentId, BarSeries]
+    ) -> dict[InstrumentId, FloatArray] | None:
+        """The strategy's decisions as arrays, for the vectorized runner; None (the default)
+        when it cannot state them so.
+
+        ``w[i]`` for an instrument is the ``fraction`` the strategy passes to
+        ``ctx.order_target_percent`` at the close of that instrument's bar ``i`` (NaN: no order
+        then); an instrument left out never trades. Only data up to bar ``i`` may decide
+        ``w[i]``. A strategy that implements this must make its ``on_bar`` orders exactly these.
+        """
+        return None
 
 
 def _unknown_message(owner: str, name: str, spec: dict[str, Param]) -> str:

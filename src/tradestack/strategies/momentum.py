@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import numpy as np
+
 from tradestack.core.events import Bar
 from tradestack.core.ids import InstrumentId
+from tradestack.core.series import BarSeries, FloatArray
 from tradestack.engine.context import StrategyContext
 from tradestack.engine.strategy import ParameterError, Strategy
 
@@ -37,3 +42,22 @@ class Momentum(Strategy):
         if want != self._holding.get(bar.instrument_id, False):
             self._holding[bar.instrument_id] = want
             ctx.order_target_percent(bar.instrument_id, self._weight if want else 0.0)
+
+    def target_weights(
+        self, bars: Mapping[InstrumentId, BarSeries]
+    ) -> dict[InstrumentId, FloatArray] | None:
+        """The holding changes of :meth:`on_bar` as target fractions (``fraction`` split over
+        all instruments, 0 to exit)."""
+        weight = self.fraction / len(bars)
+        out: dict[InstrumentId, FloatArray] = {}
+        for inst, series in bars.items():
+            closes = np.asarray(series.close, dtype=np.float64)
+            want = np.zeros(len(closes), dtype=bool)
+            lb = self.lookback
+            want[lb:] = closes[lb:] / closes[:-lb] - 1.0 > self.threshold
+            before = np.concatenate(([False], want[:-1]))
+            w = np.full(len(closes), np.nan)
+            changed = want != before
+            w[changed] = np.where(want[changed], weight, 0.0)
+            out[inst] = w
+        return out

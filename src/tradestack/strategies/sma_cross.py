@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+
+import numpy as np
 
 from tradestack.core.events import Bar
 from tradestack.core.ids import InstrumentId
+from tradestack.core.series import BarSeries, FloatArray
 from tradestack.engine.context import StrategyContext
 from tradestack.engine.strategy import ParameterError, Strategy
+from tradestack.engine.vectorized.signals import sma_stream
 from tradestack.features.indicators import SMA
 
 
@@ -64,3 +69,23 @@ class SmaCross(Strategy):
             ctx.order_target_qty(instrument, direction * self.qty)
         else:
             ctx.order_target_percent(instrument, direction * self.fraction)
+
+    def target_weights(
+        self, bars: Mapping[InstrumentId, BarSeries]
+    ) -> dict[InstrumentId, FloatArray] | None:
+        """The crossovers of :meth:`on_bar` as target fractions (None with a fixed ``qty``)."""
+        if self.qty > 0:
+            return None
+        out: dict[InstrumentId, FloatArray] = {}
+        for inst, series in bars.items():
+            fast = sma_stream(series.close, self.fast)
+            slow = sma_stream(series.close, self.slow)
+            prev_fast = np.concatenate(([math.nan], fast[:-1]))
+            prev_slow = np.concatenate(([math.nan], slow[:-1]))
+            w = np.full(len(series), math.nan)
+            w[(prev_fast > prev_slow) & (fast < slow)] = (-1 if self.allow_short else 0) * (
+                self.fraction
+            )
+            w[(prev_fast < prev_slow) & (fast > slow)] = 1 * self.fraction
+            out[inst] = w
+        return out

@@ -1,0 +1,292 @@
+"""The compiled portfolio kernel: target weights in, the bar venue's market-order fills out.
+
+One pass over the merged bar events does, per event, what :class:`~tradestack.engine.backtest.
+BacktestEngine` with a :class:`~tradestack.execution.bar_venue.SimulatedBarVenue` does for a
+strategy that only calls ``ctx.order_target_percent``:
+
+1. the instrument's working market order fills at the bar's open (marked at the open): the open
+   is rounded half-even to the tick, moved against the order by the slippage and rounded away
+   from it on the tick grid; a non-positive price or a buying-power shortfall at that price
+   cancels it; cash moves by the notional and the taker fee;
+2. the instrument is marked at the close;
+3. a weight that is not NaN becomes an order: equity (cash plus open positions at their marks,
+   summed in the order the positions opened, as :meth:`Portfolio.equity`) times the weight,
+   over close times multiplier, rounded toward zero to whole lots, minus the position and the
+   open order; then the submit checks in the venue's order (minimum quantity, shorting, minimum
+   notional, buying power after the order) accept or reject it;
+4. after the last event of a timestamp the equity and gross exposure are recorded, summed in feed
+   order as :func:`~tradestack.engine.equity.rebuild_equity` does.
+
+Quantities are whole lots and prices whole ticks (int64). Where the ledger rounds a float through
+its shortest ``repr`` as a Decimal (``round_qty``, ``round_price``), the kernel decides on which
+side of a grid point the decimal lies by comparing the float with the correctly rounded grid point
+``(k * num) / den``: the shortest repr and the float lie on the same side of any short decimal.
+Cash and equity are floats (the ledger's cash is an exact Decimal; the two agree to ~1e-15).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# order outcomes
+OPEN = 0
+FILLED = 1
+REJECT_MIN_QTY = 2
+REJECT_SHORT = 3
+REJECT_MIN_NOTIONAL = 4
+REJECT_CASH = 5
+CANCEL_PRICE = 6
+CANCEL_CASH = 7
+
+_EXACT = 2.0**52
+
+
+@njit(cache=True)
+def _grid(k: int, num: int, den: int) -> float:
+    """The float nearest ``k * num / den`` (correctly rounded while the integers are exact)."""
+    return float(k * num) / float(den)
+
+
+@njit(cache=True)
+def floor_units(x: float, num: int, den: int) -> int:
+    """Largest ``k >= 0`` with ``k * num / den <= Decimal(repr(x))``, for ``x >= 0``."""
+    guess = x * den / num
+    if not guess < _EXACT:
+        return math.floor(guess)
+    k = math.floor(guess)
+    while k > 0 and _grid(k, num, den) > x:
+        k -= 1
+    while _grid(k + 1, num, den) <= x:
+        k += 1
+    return k
+
+
+@njit(cache=True)
+def round_half_even_units(x: float, num: int, den: int) -> int:
+    """``Decimal(repr(x)) / (num / den)`` rounded to an integer, half to even, for ``x >= 0``."""
+    k = floor_units(x, num, den)
+    if not x * den / num < _EXACT:
+        return k
+    mid = float((2 * k + 1) * num) / float(2 * den)
+    if x > mid:
+        return k + 1
+    if x < mid:
+        return k
+    return k if k % 2 == 0 else k + 1
+
+
+@njit(cache=True)
+def _equity(
+    cash: float,
+    open_list: np.ndarray,
+    n_open: int,
+    qty_f: np.ndarray,
+    mark: np.ndarray,
+    mult: np.ndarray,
+) -> float:
+    total = cash
+    for t in range(n_open):
+        k = open_list[t]
+        total += qty_f[k] * mark[k] * mult[k]
+    return total
+
+
+@njit(cache=True)
+def _gross_without(
+    open_list: np.ndarray,
+    n_open: int,
+    qty_f: np.ndarray,
+    mark: np.ndarray,
+    mult: np.ndarray,
+    inst: int,
+) -> float:
+    """``Portfolio.gross_exposure() - Portfolio.exposure(inst)``, as the venue computes it."""
+    total = 0.0
+    for t in range(n_open):
+        k = open_list[t]
+        total += abs(qty_f[k] * mark[k] * mult[k])
+    own = 0.0
+    if qty_f[inst] != 0.0:
+        own = abs(qty_f[inst] * mark[inst] * mult[inst])
+    return total - own
+
+
+@njit(cache=True)
+def simulate(
+    fid: np.ndarray,
+    opens: np.ndarray,
+    closes: np.ndarray,
+    weights: np.ndarray,
+    last_of_ts: np.ndarray,
+    tick_num: np.ndarray,
+    tick_den: np.ndarray,
+    lot_num: np.ndarray,
+    lot_den: np.ndarray,
+    mult: np.ndarray,
+    min_lots: np.ndarray,
+    min_notional: np.ndarray,
+    fee_bps: np.ndarray,
+    slip_num: int,
+    slip_den: int,
+    allow_short: bool,
+    leverage: float,
+    starting_cash: float,
+) -> tuple[np.ndarray, ...]:
+    """Run the merged events; see the module docstring.
+
+    Per event ``j``: ``fid[j]`` the instrument, ``opens``/``closes`` its bar, ``weights[j]`` the
+    target fraction of equity decided at its close (NaN: none), ``last_of_ts[j]`` whether it ends
+    a timestamp. Per instrument: tick and lot as exact fractions, multiplier, minimum quantity in
+    lots, minimum notional, taker fee in bps. Slippage in bps is ``slip_num / slip_den``.
+
+    Returns the equity and gross exposure per timestamp, then per order: event, instrument,
+    signed lots, outcome, event it ended at (-1 while open), fill price in ticks, fee.
+    """
+    n = fid.shape[0]
+    n_inst = tick_num.shape[0]
+    n_slots = 0
+    for j in range(n):
+        if last_of_ts[j]:
+            n_slots += 1
+    equity_out = np.empty(n_slots)
+    gross_out = np.empty(n_slots)
+
+    o_ev = np.empty(n, dtype=np.int64)
+    o_inst = np.empty(n, dtype=np.int64)
+    o_lots = np.empty(n, dtype=np.int64)
+    o_status = np.empty(n, dtype=np.int64)
+    o_end = np.empty(n, dtype=np.int64)
+    o_ticks = np.zeros(n, dtype=np.int64)
+    o_fee = np.zeros(n)
+    n_orders = 0
+
+    pos = np.zeros(n_inst, dtype=np.int64)
+    qty_f = np.zeros(n_inst)
+    pending = np.full(n_inst, -1, dtype=np.int64)  # the instrument's working order, if any
+    mark = np.full(n_inst, np.nan)
+    open_list = np.empty(n_inst, dtype=np.int64)
+    n_open = 0
+    cash = starting_cash
+    slip_scale = 10_000 * slip_den
+    slot = 0
+
+    for j in range(n):
+        k = fid[j]
+        # 1. the working market order fills at this bar's open
+        o = pending[k]
+        if o >= 0:
+            pending[k] = -1
+            mark[k] = opens[j]
+            lots = o_lots[o]
+            buy = lots > 0
+            ticks = round_half_even_units(opens[j], tick_num[k], tick_den[k])
+            if slip_num > 0:
+                moved = ticks * (slip_scale + slip_num if buy else slip_scale - slip_num)
+                # buys round up, sells down: slippage never becomes price improvement
+                ticks = -(-moved // slip_scale) if buy else moved // slip_scale
+            o_end[o] = j
+            o_ticks[o] = ticks
+            if ticks <= 0:
+                o_status[o] = CANCEL_PRICE
+            else:
+                price = _grid(ticks, tick_num[k], tick_den[k])
+                after = pos[k] + lots
+                short_of_cash = False
+                if abs(after) > abs(pos[k]):
+                    equity = _equity(cash, open_list, n_open, qty_f, mark, mult)
+                    gross = _gross_without(open_list, n_open, qty_f, mark, mult, k)
+                    after_f = _grid(abs(after), lot_num[k], lot_den[k])
+                    needed = after_f * price * mult[k] + max(gross, 0.0)
+                    short_of_cash = needed > equity * leverage
+                if short_of_cash:
+                    o_status[o] = CANCEL_CASH
+                else:
+                    o_status[o] = FILLED
+                    notional = _grid(abs(lots), lot_num[k], lot_den[k]) * price * mult[k]
+                    fee = notional * fee_bps[k] / 10_000.0
+                    o_fee[o] = fee
+                    cash += (-notional if buy else notional) - fee
+                    was = pos[k]
+                    pos[k] = after
+                    qty_f[k] = _grid(after, lot_num[k], lot_den[k])
+                    if was == 0:
+                        open_list[n_open] = k
+                        n_open += 1
+                    elif after == 0:
+                        at = 0
+                        while open_list[at] != k:
+                            at += 1
+                        for t in range(at, n_open - 1):
+                            open_list[t] = open_list[t + 1]
+                        n_open -= 1
+        # 2. mark at the close
+        close = closes[j]
+        mark[k] = close
+        # 3. the strategy's decision at the close
+        w = weights[j]
+        if w == w:
+            equity = _equity(cash, open_list, n_open, qty_f, mark, mult)
+            value = w * equity
+            want = floor_units(abs(value) / (close * mult[k]), lot_num[k], lot_den[k])
+            target = want if value >= 0 else -want
+            working = 0
+            if pending[k] >= 0:
+                working = o_lots[pending[k]]
+            delta = target - pos[k] - working
+            if delta != 0:
+                o = n_orders
+                n_orders += 1
+                o_ev[o] = j
+                o_inst[o] = k
+                o_lots[o] = delta
+                o_end[o] = -1
+                status = OPEN
+                size = abs(delta)
+                if size < min_lots[k]:
+                    status = REJECT_MIN_QTY
+                elif not allow_short and delta < 0 and size + max(-working, 0) > pos[k]:
+                    status = REJECT_SHORT
+                elif _grid(size, lot_num[k], lot_den[k]) * close * mult[k] < min_notional[k]:
+                    status = REJECT_MIN_NOTIONAL
+                else:
+                    current = pos[k] + working
+                    after = current + delta
+                    if abs(after) > abs(current):
+                        gross = _gross_without(open_list, n_open, qty_f, mark, mult, k)
+                        after_f = _grid(abs(after), lot_num[k], lot_den[k])
+                        needed = after_f * close * mult[k] + max(gross, 0.0)
+                        if needed > equity * leverage:
+                            status = REJECT_CASH
+                o_status[o] = status
+                if status == OPEN:
+                    pending[k] = o
+                else:
+                    o_end[o] = j
+        # 4. the equity curve at the end of each timestamp
+        if last_of_ts[j]:
+            eq = cash
+            gross_all = 0.0
+            for i in range(n_inst):
+                if pos[i] != 0:
+                    value_i = qty_f[i] * mark[i] * mult[i]
+                    eq += value_i
+                    gross_all += abs(value_i)
+            equity_out[slot] = eq
+            gross_out[slot] = gross_all
+            slot += 1
+
+    m = n_orders
+    return (
+        equity_out,
+        gross_out,
+        o_ev[:m].copy(),
+        o_inst[:m].copy(),
+        o_lots[:m].copy(),
+        o_status[:m].copy(),
+        o_end[:m].copy(),
+        o_ticks[:m].copy(),
+        o_fee[:m].copy(),
+    )
