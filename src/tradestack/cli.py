@@ -121,6 +121,14 @@ def _parser() -> argparse.ArgumentParser:
         default="event",
         help="vectorized: the compiled runner (strategies with target weights; same trades)",
     )
+    sweep.add_argument(
+        "--search",
+        choices=["grid", "random", "tpe"],
+        default="grid",
+        help="grid: every combination; random / tpe: --trials variants chosen by Optuna",
+    )
+    sweep.add_argument("--trials", type=int, help="variants to run with --search random/tpe")
+    sweep.add_argument("--seed", type=int, help="seed of the random / tpe search")
     sweep.add_argument("--workers", type=int, help="local processes (default: one per core)")
     sweep.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: 'auto' or host:port")
     sweep.add_argument("--sort", default="sharpe", help="metric to rank by (default sharpe)")
@@ -128,6 +136,32 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--out", type=Path, help="write sweep.parquet, sweep.csv, sweep.html here")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar and no table")
     sweep.set_defaults(func=_cmd_sweep)
+
+    wf = sub.add_parser("walkforward", help="walk-forward optimisation over a parameter grid")
+    wf.add_argument("config", type=Path, help="the backtest YAML (bar data and a strategy)")
+    wf.add_argument(
+        "--grid",
+        nargs="+",
+        required=True,
+        metavar="KEY=SPEC",
+        help="key=start:stop:step (stop included) or key=a,b,c; chosen on each train window",
+    )
+    wf.add_argument("--train", required=True, help="train window: a duration (365D) or rows")
+    wf.add_argument("--test", required=True, help="test window: a duration (90D) or rows")
+    wf.add_argument("--embargo", default="30D", help="gap between train and test (default 30D)")
+    wf.add_argument(
+        "--anchored", action="store_true", help="train windows all start at the first bar"
+    )
+    wf.add_argument("--sort", default="sharpe", help="train metric to choose by (default sharpe)")
+    wf.add_argument("--engine", choices=["event", "vectorized"], default="event")
+    wf.add_argument("--out", type=Path, help="write walkforward.csv, oos_equity.csv, .html here")
+    wf.add_argument(
+        "--no-lookahead-check",
+        action="store_true",
+        help="skip the check that decisions do not change when later bars are removed",
+    )
+    wf.add_argument("--quiet", action="store_true", help="no progress and no table")
+    wf.set_defaults(func=_cmd_walkforward)
     return parser
 
 
@@ -144,7 +178,32 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         top=args.top,
         quiet=args.quiet,
         vectorized=args.engine == "vectorized",
+        method=args.search,
+        trials=args.trials,
+        seed=args.seed,
     )
+
+
+def _cmd_walkforward(args: argparse.Namespace) -> int:
+    from tradestack.research.walkforward_command import walkforward_command
+
+    return walkforward_command(
+        args.config,
+        args.grid,
+        train=_rows_or_duration(args.train),
+        test=_rows_or_duration(args.test),
+        embargo=_rows_or_duration(args.embargo),
+        anchored=args.anchored,
+        sort=args.sort,
+        vectorized=args.engine == "vectorized",
+        out=args.out,
+        lookahead_check=not args.no_lookahead_check,
+        quiet=args.quiet,
+    )
+
+
+def _rows_or_duration(text: str) -> int | str:
+    return int(text) if text.strip().isdigit() else text
 
 
 def _progress_printer() -> Callable[[Progress], None]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
 import yaml
@@ -180,7 +181,47 @@ def test_a_sweep_on_a_local_ray_head_equals_local_processes(
     variants = grid([parse_axis("fast=5:15:5"), parse_axis("slow=30,40")])
     on_ray = run_sweep(raw, base, variants, ray_address=ray_head)
     local = run_sweep(raw, base, variants, workers=1)
-    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in (*on_ray, *local)]
-    assert strip[: len(variants)] == strip[len(variants) :]
+
+    def public(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in r.items() if k != "seconds" and not k.startswith("_")}
+
+    assert [public(r) for r in on_ray] == [public(r) for r in local]
+    for a, b in zip(on_ray, local, strict=True):
+        assert np.array_equal(a["_returns"], b["_returns"])
     assert all(r["error"] == "" for r in on_ray)
-    assert json.dumps(strip[0], default=str)
+
+
+def test_the_sweep_reports_deflated_sharpe_and_pbo(tmp_path: Path, examples_dir: Path) -> None:
+    config = str(examples_dir / "configs" / "sma_cross.yaml")
+    grid_args = ["--grid", "fast=5:30:5", "slow=40,60", "--quiet", "--engine", "vectorized"]
+    assert main(["sweep", config, *grid_args, "--out", str(tmp_path)]) == 0
+    diag = json.loads((tmp_path / "overfitting.json").read_text())
+    assert diag["variants"] == 12 and diag["days"] > 700
+    assert 0.0 <= diag["pbo"] <= 1.0 and 0.0 <= diag["deflated_sharpe"] <= 1.0
+    assert diag["deflated_sharpe"] <= diag["probabilistic_sharpe"]  # deflating never helps
+    assert diag["pbo_combinations"] == 12870  # C(16, 8) CSCV splits
+    assert "Overfitting (deflated Sharpe, PBO by CSCV)" in (tmp_path / "sweep.html").read_text()
+    frame = pl.read_parquet(tmp_path / "sweep.parquet")
+    assert not [c for c in frame.columns if c.startswith("_")]
+
+
+@pytest.mark.parametrize("method", ["random", "tpe"])
+def test_optuna_search_runs_the_asked_number_of_trials(
+    method: str, sma: tuple[dict[str, Any], Path]
+) -> None:
+    from tradestack.research.sweep import search
+
+    raw, base = sma
+    axes = [parse_axis("fast=5:30:5"), parse_axis("slow=40:100:20")]
+    kwargs: dict[str, Any] = {"method": method, "trials": 6, "metric": "sharpe", "seed": 3}
+    rows = search(raw, base, axes, maximize=True, workers=2, vectorized=True, **kwargs)
+    again = search(raw, base, axes, maximize=True, workers=2, vectorized=True, **kwargs)
+    assert len(rows) == 6
+    assert [(r["fast"], r["slow"]) for r in rows] == [(r["fast"], r["slow"]) for r in again]
+    assert all(r["fast"] in axes[0].values and r["slow"] in axes[1].values for r in rows)
+
+
+def test_a_search_needs_trials(examples_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = str(examples_dir / "configs" / "sma_cross.yaml")
+    assert main(["sweep", config, "--grid", "fast=5:10:5", "--search", "tpe", "--quiet"]) == 2
+    assert "needs --trials" in capsys.readouterr().err

@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from tradestack.research.sweep_diagnostics import daily_returns
+
 METRIC_COLUMNS = (
     "sharpe",
     "total_return",
@@ -127,7 +129,9 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
 def run_variant(
     raw: Mapping[str, Any], base: str, params: Mapping[str, Any], vectorized: bool = False
 ) -> dict[str, Any]:
-    """Run one variant; returns its parameters, metrics, run time and error (if any)."""
+    """Run one variant; returns its parameters, metrics, run time and error (if any), and its
+    daily returns under the private keys ``_days`` / ``_returns`` (for the overfitting
+    diagnostics; not written to the results table)."""
     from tradestack.engine.backtest import BacktestError
     from tradestack.engine.config import BacktestConfig, ConfigError, format_validation_error
     from tradestack.engine.loading import build_engine
@@ -140,6 +144,8 @@ def run_variant(
         metrics = result.metrics().to_dict()
         row.update({k: _plain(metrics.get(k)) for k in METRIC_COLUMNS})
         row["error"] = ""
+        days, rets = daily_returns(result.ts_ns, result.equity)
+        row["_days"], row["_returns"] = days, rets
     except (BacktestError, ConfigError, SweepError, ValueError) as exc:
         text = str(exc)
         if hasattr(exc, "errors") and callable(exc.errors):  # pydantic
@@ -249,3 +255,58 @@ def sort_rows(rows: Iterable[dict[str, Any]], by: str, descending: bool) -> list
     bad = [r for r in rows if r.get(by) is None]
     good.sort(key=lambda r: r[by], reverse=descending)
     return good + bad
+
+
+def search(
+    raw: Mapping[str, Any],
+    base: Path,
+    axes: Sequence[Axis],
+    *,
+    method: str,
+    trials: int,
+    metric: str,
+    maximize: bool,
+    seed: int | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    vectorized: bool = False,
+    progress: ProgressFn | None = None,
+) -> list[dict[str, Any]]:
+    """``trials`` variants chosen by Optuna over the axes' values: ``random`` (uniform, seeded)
+    or ``tpe`` (Bayesian: each batch is proposed from the results so far). Batches as large as
+    the workers run in parallel. A failed variant is reported to Optuna as failed."""
+    import optuna
+    from optuna.trial import TrialState
+
+    if trials < 1:
+        raise SweepError(f"--trials must be >= 1, got {trials}")
+    samplers: dict[str, Callable[[], optuna.samplers.BaseSampler]] = {
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+    }
+    if method not in samplers:
+        raise SweepError(f"search method must be one of grid, {', '.join(samplers)}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize" if maximize else "minimize", sampler=samplers[method]()
+    )
+    batch = max(1, workers or os.cpu_count() or 1)
+    rows: list[dict[str, Any]] = []
+    while len(rows) < trials:
+        asked = [study.ask() for _ in range(min(batch, trials - len(rows)))]
+        params = [
+            {a.key: t.suggest_categorical(a.key, list(a.values)) for a in axes} for t in asked
+        ]
+        done = run_sweep(
+            raw, base, params, workers=workers, ray_address=ray_address, vectorized=vectorized
+        )
+        for trial, row in zip(asked, done, strict=True):
+            value = row.get(metric)
+            if value is None:
+                study.tell(trial, state=TrialState.FAIL)
+            else:
+                study.tell(trial, float(value))
+        rows.extend(done)
+        if progress is not None:
+            progress(len(rows), trials)
+    return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ from tradestack.research.sweep import (
     grid,
     parse_axis,
     run_sweep,
+    search,
     sort_rows,
 )
+from tradestack.research.sweep_diagnostics import overfitting_report
 
 LOWER_IS_BETTER = {"max_drawdown_duration_days", "volatility", "total_fees"}
 
@@ -32,6 +35,9 @@ def sweep_command(
     top: int,
     quiet: bool,
     vectorized: bool = False,
+    method: str = "grid",
+    trials: int | None = None,
+    seed: int | None = None,
 ) -> int:
     """Returns the exit code: 0 when at least one variant ran, 2 on bad input or when every
     variant failed (the first error is printed)."""
@@ -52,26 +58,69 @@ def sweep_command(
     base = config_path.resolve().parent
     where = f"Ray at {ray}" if ray else f"{workers or 'all'} local processes"
     if not quiet:
-        print(f"{len(variants)} variants on {where}", file=sys.stderr)
-    rows = _run(raw, base, variants, workers, ray, quiet, vectorized)
-    ranked = sort_rows(rows, sort, descending=sort not in LOWER_IS_BETTER)
+        count = len(variants) if method == "grid" else f"{trials} {method}-search"
+        print(f"{count} variants on {where}", file=sys.stderr)
+    maximize = sort not in LOWER_IS_BETTER
+    if method == "grid":
+        rows = _run(raw, base, variants, workers, ray, quiet, vectorized)
+    else:
+        if trials is None:
+            print(f"error: --search {method} needs --trials N", file=sys.stderr)
+            return 2
+        try:
+            rows = search(
+                raw, base, axes, method=method, trials=trials, metric=sort, maximize=maximize,
+                seed=seed, workers=workers, ray_address=ray, vectorized=vectorized,
+            )  # fmt: skip
+        except SweepError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    ranked = sort_rows(rows, sort, descending=maximize)
     failed = [r for r in rows if r["error"]]
     if len(failed) == len(rows):
         print(f"error: every variant failed; the first: {failed[0]['error']}", file=sys.stderr)
         return 2
     keys = [a.key for a in axes]
+    ran = [r for r in rows if not r["error"]]
+    diagnostics = overfitting_report(
+        [r["_days"] for r in ran],
+        [r["_returns"] for r in ran],
+        [", ".join(f"{k}={r[k]}" for k in keys) for r in ran],
+    )
     if not quiet:
         _print_table(ranked[:top], keys, sort, len(failed))
+        print(_overfitting_line(diagnostics))
     if out is not None:
+        from tradestack.analytics.report import html_table
         from tradestack.research.sweep_report import write_results, write_sweep_report
 
         written = write_results(rows, out)
-        report = write_sweep_report(
-            out / "sweep.html", ranked, keys, metric=sort, title=f"Sweep of {config_path.name}"
+        (out / "overfitting.json").write_text(json.dumps(diagnostics, indent=2) + "\n")
+        section = html_table(
+            ["diagnostic", "value"], [[k, _fmt(v)] for k, v in diagnostics.items()], "overfitting"
         )
-        for path in [*written.values(), report]:
+        report = write_sweep_report(
+            out / "sweep.html",
+            ranked,
+            keys,
+            metric=sort,
+            title=f"Sweep of {config_path.name}",
+            sections=[("Overfitting (deflated Sharpe, PBO by CSCV)", section)],
+        )
+        for path in [*written.values(), out / "overfitting.json", report]:
             print(f"wrote {path}")
     return 0
+
+
+def _overfitting_line(d: dict[str, Any]) -> str:
+    if "skipped" in d:
+        return f"overfitting diagnostics skipped: {d['skipped']}"
+    return (
+        f"best {d['best']}: daily Sharpe {d['best_daily_sharpe']:.4f}, deflated Sharpe "
+        f"{d['deflated_sharpe']:.3f} (null max {d['expected_max_sharpe_under_null']:.4f} over "
+        f"{d['variants']} variants); probability of backtest overfitting {d['pbo']:.2f} "
+        f"({d['pbo_combinations']} CSCV splits of {d['days']} days)"
+    )
 
 
 def _run(

@@ -17,7 +17,8 @@ def write_results(rows: Sequence[dict[str, Any]], out_dir: Path) -> dict[str, Pa
     import polars as pl
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    frame = pl.DataFrame(list(rows), infer_schema_length=None)
+    public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    frame = pl.DataFrame(public, infer_schema_length=None)
     parquet, csv = out_dir / "sweep.parquet", out_dir / "sweep.csv"
     frame.write_parquet(parquet)
     frame.write_csv(csv)
@@ -38,7 +39,10 @@ def write_sweep_report(
 
     figure = _figure(rows, keys, metric)
     chart = "" if figure is None else pio.to_html(figure, full_html=False, include_plotlyjs=True)
-    columns = [*keys, metric, *(c for c in rows[0] if c not in (*keys, metric))] if rows else []
+    rest = (
+        [c for c in rows[0] if c not in (*keys, metric) and not c.startswith("_")] if rows else []
+    )
+    columns = [*keys, metric, *rest]
     table = html_table(columns, [[_cell(r.get(c)) for c in columns] for r in rows], "sweep")
     html = "\n".join(
         [
