@@ -362,9 +362,8 @@ def _kill_switch(args: argparse.Namespace) -> int:
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
     from tradestack.data.errors import DataValidationError
-    from tradestack.engine.backtest import BacktestError
+    from tradestack.engine.backtest import BacktestEngine, BacktestError
     from tradestack.engine.config import ConfigError, load_config
-    from tradestack.engine.l2 import L2BacktestEngine
     from tradestack.engine.loading import build_engine
     from tradestack.engine.strategy import ParameterError
     from tradestack.engine.vectorized import NotVectorizable, VectorizedEngine
@@ -383,7 +382,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         return _fail(f"{args.config}: {exc}")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         return _fail(f"--out {args.out}: exists and is not a folder")
-    if isinstance(engine, L2BacktestEngine):
+    if not isinstance(engine, BacktestEngine | VectorizedEngine):  # an order-book replay
         instruments = str(engine.instrument.id)
         n_bars = 0
     elif isinstance(engine, VectorizedEngine):

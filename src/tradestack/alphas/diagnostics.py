@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from tradestack.core.series import FloatArray
 
@@ -29,6 +28,8 @@ def score_quality(score: FloatArray, forward_return: FloatArray) -> dict[str, fl
     directional = ok & (s != 0) & (r != 0)
     n_dir = int(directional.sum())
     hits = int((np.sign(s[directional]) == np.sign(r[directional])).sum())
+    from scipy.stats import spearmanr
+
     ic = float("nan")
     if ok.sum() > 2 and np.ptp(s[ok]) > 0 and np.ptp(r[ok]) > 0:
         ic = float(spearmanr(s[ok], r[ok]).statistic)

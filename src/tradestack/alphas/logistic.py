@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from tradestack.alphas.base import AlphaError, tanh
 from tradestack.core.series import FloatArray
@@ -44,6 +43,8 @@ class LogisticScorer:
 
     def fit(self, X: np.ndarray, up: np.ndarray) -> None:
         """``up``: 1 where the label moved up, 0 where it moved down (flat rows left out)."""
+        from sklearn.linear_model import LogisticRegression  # ~2 s to import: only when fitting
+
         self.mean = X.mean(axis=0)
         std = X.std(axis=0)
         self.std = np.where(std > 0, std, 1.0)

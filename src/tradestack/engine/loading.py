@@ -10,34 +10,24 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import msgspec
-import numpy as np
 
 from tradestack.core.ids import InstrumentId
 from tradestack.core.instruments import Instrument, InstrumentKind
 from tradestack.core.series import BarSeries
 from tradestack.data import DataValidationError, load_bars, resolve_data_path
 from tradestack.engine.backtest import BacktestEngine, ProgressFn
+
+if TYPE_CHECKING:  # the L2 engine loads its compiled core: imported only for book configs
+    from tradestack.engine.l2 import L2BacktestEngine
+    from tradestack.execution.sim.config import L2VenueConfig
+    from tradestack.execution.sim.feed import L2Feed
 from tradestack.engine.config import BacktestConfig, BookDataConfig, ConfigError, DataConfig
-from tradestack.engine.l2 import L2BacktestEngine
-from tradestack.engine.pipeline.config import PipelineConfig
-from tradestack.engine.pipeline.plan import (
-    PipelineError,
-    PipelinePlan,
-    Signals,
-    Steps,
-    build_plan,
-)
-from tradestack.engine.pipeline.sampling import ReferenceBook, sample_book
-from tradestack.engine.pipeline.strategy import BatchPipeline, PipelineStrategy, ReplayPipeline
 from tradestack.engine.strategy import Strategy
 from tradestack.engine.vectorized import NotVectorizable, VectorizedEngine
 from tradestack.execution.bar_venue import BarVenueConfig
-from tradestack.execution.sim.config import L2VenueConfig
-from tradestack.execution.sim.feed import L2Feed, binance_feed
-from tradestack.features.featureset import FeatureSpecError
-from tradestack.features.registry import BAR_COLUMNS, BOOK_COLUMNS
 
 
 def import_strategy(spec: str, base: Path | None = None) -> type[Strategy]:
@@ -112,7 +102,10 @@ def build_engine(
             "pipelines and order books run on the event engine"
         )
     if config.pipeline is not None:
-        return _build_pipeline_engine(config, config.pipeline, base, progress)
+        # imported here: the pipeline pulls in the feature and model libraries
+        from tradestack.engine.pipeline.build import build_pipeline_engine
+
+        return build_pipeline_engine(config, config.pipeline, base, progress)
     assert config.strategy is not None
     strategy = import_strategy(config.strategy, base)(**config.params)
     if config.book is not None:
@@ -185,6 +178,8 @@ def _bar_venue_config(config: BacktestConfig) -> BarVenueConfig:
 
 
 def _l2_venue_config(config: BacktestConfig) -> L2VenueConfig:
+    from tradestack.execution.sim.config import L2VenueConfig
+
     try:
         return msgspec.convert(config.l2_venue, L2VenueConfig, strict=False)
     except (msgspec.ValidationError, ValueError) as exc:
@@ -194,6 +189,8 @@ def _l2_venue_config(config: BacktestConfig) -> L2VenueConfig:
 def _load_book(
     book: BookDataConfig, base: Path, field: str = "book"
 ) -> tuple[L2Feed, Instrument, tuple[Decimal, Decimal] | None]:
+    from tradestack.execution.sim.feed import binance_feed
+
     inst_id = InstrumentId.parse(book.instrument)
     path = resolve_data_path(book.recording, base)
     try:
@@ -221,6 +218,8 @@ def _l2_engine(
     instrument: Instrument,
     seed: tuple[Decimal, Decimal] | None,
 ) -> L2BacktestEngine:
+    from tradestack.engine.l2 import L2BacktestEngine
+
     return L2BacktestEngine(
         strategy,
         feed,
@@ -230,76 +229,6 @@ def _l2_engine(
         currency=config.currency,
         starting_position=seed,
     )
-
-
-def _build_pipeline_engine(
-    config: BacktestConfig, pipeline: PipelineConfig, base: Path, progress: ProgressFn | None
-) -> BacktestEngine | L2BacktestEngine:
-    """Research first (sample the data, fit on the training window), then the engine."""
-    strategy: PipelineStrategy
-    if config.book is not None:
-        feed, instrument, seed = _load_book(config.book, base)
-        venue = _l2_venue_config(config)
-        assert pipeline.interval_ms is not None
-        interval_ns = round(pipeline.interval_ms * 1_000_000)
-        if interval_ns <= 0:
-            raise ConfigError(f"pipeline.interval_ms: {pipeline.interval_ms} rounds to 0 ns")
-        sampled = sample_book(feed, instrument, venue, interval_ns, pipeline.depth).two_sided()
-        columns: tuple[str, ...] = BOOK_COLUMNS
-        reference = None
-        if config.reference_book is not None:
-            ref_feed, ref_instrument, _ = _load_book(config.reference_book, base, "reference_book")
-            sampled.columns["ref_mid"] = ReferenceBook(ref_feed, ref_instrument, venue).mids(
-                sampled.ts_ns
-            )
-            reference = ReferenceBook(ref_feed, ref_instrument, venue)
-            columns = (*BOOK_COLUMNS, "ref_mid")
-        steps = {instrument.id: Steps(sampled.ts_ns, sampled.columns)}
-        plan = _plan(pipeline, steps, columns, base)
-        if pipeline.mode == "batch":
-            signals = {instrument.id: _signals(plan, steps[instrument.id])}
-            strategy = BatchPipeline(
-                plan, signals, interval_ns=interval_ns, data_end_ns=sampled.end_ns
-            )
-        else:
-            strategy = ReplayPipeline(
-                plan,
-                interval_ns=interval_ns,
-                data_end_ns=sampled.end_ns,
-                depth=pipeline.depth,
-                reference=reference,
-            )
-        return _l2_engine(config, strategy, feed, instrument, seed)
-    feeds, instruments = _load_bars(config, base)
-    steps = {
-        f.instrument_id: Steps(f.ts_ns, {c: np.asarray(getattr(f, c)) for c in BAR_COLUMNS})
-        for f in feeds
-    }
-    plan = _plan(pipeline, steps, BAR_COLUMNS, base)
-    if pipeline.mode == "batch":
-        strategy = BatchPipeline(plan, {i: _signals(plan, s) for i, s in steps.items()})
-    else:
-        strategy = ReplayPipeline(plan)
-    return _bar_engine(config, strategy, feeds, instruments, progress)
-
-
-def _plan(
-    pipeline: PipelineConfig,
-    steps: dict[InstrumentId, Steps],
-    columns: tuple[str, ...],
-    base: Path,
-) -> PipelinePlan:
-    try:
-        return build_plan(pipeline, steps, columns, base)
-    except PipelineError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def _signals(plan: PipelinePlan, steps: Steps) -> Signals:
-    try:
-        return plan.signals(steps)
-    except FeatureSpecError as exc:
-        raise ConfigError(f"pipeline.features: {exc}") from None
 
 
 def _instrument(inst_id: InstrumentId, spec: DataConfig | BookDataConfig) -> Instrument:

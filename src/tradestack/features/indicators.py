@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import talib
 
 from tradestack.core.series import FloatArray
 
@@ -15,6 +14,8 @@ from tradestack.core.series import FloatArray
 def sma(values: FloatArray, period: int) -> FloatArray:
     """Simple moving average (TA-Lib ``SMA``); the first ``period - 1`` outputs are NaN."""
     _check_period(period)
+    import talib  # imported on use: it pulls in pandas (~0.5 s)
+
     return talib.SMA(np.ascontiguousarray(values, dtype=np.float64), timeperiod=period)
 
 
@@ -22,6 +23,8 @@ def ema(values: FloatArray, period: int) -> FloatArray:
     """Exponential moving average with alpha = 2 / (period + 1), seeded by the first SMA
     (TA-Lib ``EMA``)."""
     _check_period(period)
+    import talib  # imported on use: it pulls in pandas (~0.5 s)
+
     return talib.EMA(np.ascontiguousarray(values, dtype=np.float64), timeperiod=period)
 
 

@@ -13,7 +13,6 @@ import math
 from collections import deque
 
 import numpy as np
-import talib
 
 from tradestack.core.series import FloatArray
 from tradestack.features.kernels import rolling_volatility_kernel, zscore_kernel
@@ -34,6 +33,8 @@ def _check(period: int, minimum: int = 1) -> None:
 def rsi(close: FloatArray, period: int = 14) -> FloatArray:
     """Wilder's relative strength index (TA-Lib ``RSI``)."""
     _check(period, 2)
+    import talib  # imported on use: it pulls in pandas (~0.5 s)
+
     return talib.RSI(_arr(close), timeperiod=period)
 
 
@@ -46,6 +47,8 @@ def macd(
     _check(signal, 1)
     if fast >= slow:
         raise ValueError(f"MACD needs fast < slow, got {fast} and {slow}")
+    import talib  # imported on use: it pulls in pandas (~0.5 s)
+
     line, sig, hist = talib.MACD(_arr(close), fastperiod=fast, slowperiod=slow, signalperiod=signal)
     return line, sig, hist
 
@@ -56,6 +59,8 @@ def bollinger(
     """Upper, middle (SMA) and lower band at ``k`` population standard deviations (TA-Lib
     ``BBANDS``)."""
     _check(period, 2)
+    import talib  # imported on use: it pulls in pandas (~0.5 s)
+
     upper, middle, lower = talib.BBANDS(_arr(close), timeperiod=period, nbdevup=k, nbdevdn=k)
     return upper, middle, lower
 
@@ -63,6 +68,8 @@ def bollinger(
 def atr(high: FloatArray, low: FloatArray, close: FloatArray, period: int = 14) -> FloatArray:
     """Wilder's average true range (TA-Lib ``ATR``)."""
     _check(period, 1)
+    import talib  # imported on use: it pulls in pandas (~0.5 s)
+
     return talib.ATR(_arr(high), _arr(low), _arr(close), timeperiod=period)
 
 
@@ -70,6 +77,8 @@ def returns(close: FloatArray, period: int = 1) -> FloatArray:
     """Simple return over ``period`` bars, ``close[t] / close[t - period] - 1`` (TA-Lib
     ``ROCP``)."""
     _check(period, 1)
+    import talib  # imported on use: it pulls in pandas (~0.5 s)
+
     return talib.ROCP(_arr(close), timeperiod=period)
 
 
