@@ -225,7 +225,10 @@ def _ray_rows(
     address: str | None,
     vectorized: bool,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise SweepError("--ray needs ray: pip install -e '.[research]'") from None
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -275,8 +278,13 @@ def search(
     """``trials`` variants chosen by Optuna over the axes' values: ``random`` (uniform, seeded)
     or ``tpe`` (Bayesian: each batch is proposed from the results so far). Batches as large as
     the workers run in parallel. A failed variant is reported to Optuna as failed."""
-    import optuna
-    from optuna.trial import TrialState
+    try:
+        import optuna
+        from optuna.trial import TrialState
+    except ImportError:
+        raise SweepError(
+            "random and tpe search need optuna: pip install -e '.[research]'"
+        ) from None
 
     if trials < 1:
         raise SweepError(f"--trials must be >= 1, got {trials}")

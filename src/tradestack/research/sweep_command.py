@@ -62,7 +62,11 @@ def sweep_command(
         print(f"{count} variants on {where}", file=sys.stderr)
     maximize = sort not in LOWER_IS_BETTER
     if method == "grid":
-        rows = _run(raw, base, variants, workers, ray, quiet, vectorized)
+        try:
+            rows = _run(raw, base, variants, workers, ray, quiet, vectorized)
+        except SweepError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     else:
         if trials is None:
             print(f"error: --search {method} needs --trials N", file=sys.stderr)
