@@ -41,6 +41,10 @@ METRIC_COLUMNS = (
 )
 
 
+LOWER_IS_BETTER = frozenset({"max_drawdown_duration_days", "volatility", "total_fees"})
+"""Metrics where a smaller value ranks first; every other metric ranks largest first."""
+
+
 class SweepError(ValueError):
     """A sweep that cannot run; the message names the axis, key or value."""
 

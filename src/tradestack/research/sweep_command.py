@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from tradestack.research.sweep import (
+    LOWER_IS_BETTER,
     METRIC_COLUMNS,
     SweepError,
     apply_overrides,
@@ -20,8 +21,6 @@ from tradestack.research.sweep import (
     sort_rows,
 )
 from tradestack.research.sweep_diagnostics import overfitting_report
-
-LOWER_IS_BETTER = {"max_drawdown_duration_days", "volatility", "total_fees"}
 
 
 def sweep_command(

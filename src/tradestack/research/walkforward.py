@@ -39,9 +39,14 @@ from tradestack.engine.strategy import Strategy
 from tradestack.engine.vectorized import NotVectorizable, VectorizedEngine
 from tradestack.portfolio.trades import TradeRecord
 from tradestack.research.splits import Fold, walk_forward
-from tradestack.research.sweep import METRIC_COLUMNS, SweepError, apply_overrides, sort_rows
+from tradestack.research.sweep import (
+    LOWER_IS_BETTER,
+    METRIC_COLUMNS,
+    SweepError,
+    apply_overrides,
+    sort_rows,
+)
 
-LOWER_IS_BETTER = frozenset({"max_drawdown_duration_days", "volatility", "total_fees"})
 TEST_COLUMNS = (
     "sharpe",
     "total_return",
