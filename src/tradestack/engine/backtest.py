@@ -89,6 +89,23 @@ class BacktestResult:
         return self._metrics
 
 
+def instruments_of(
+    feeds: Sequence[BarSeries], instruments: Sequence[Instrument]
+) -> dict[InstrumentId, Instrument]:
+    """Each feed's instrument rules (default rules where none are given), in feed order; one
+    feed per instrument and no rules without data, or a ``ValueError`` saying which."""
+    if not feeds:
+        raise ValueError("a backtest needs at least one bar series")
+    ids = [f.instrument_id for f in feeds]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"each instrument may have one bar series; got {', '.join(map(str, ids))}")
+    specs = {i.id: i for i in instruments}
+    unknown = set(specs) - set(ids)
+    if unknown:
+        raise ValueError(f"instrument specs without data: {', '.join(map(str, unknown))}")
+    return {i: specs.get(i, Instrument(i)) for i in ids}
+
+
 class BacktestEngine:
     """Runs one strategy over bar series with a simulated clock, venue and portfolio.
 
@@ -110,20 +127,9 @@ class BacktestEngine:
         periods_per_year: float | None = None,
         progress: ProgressFn | None = None,
     ) -> None:
-        if not feeds:
-            raise ValueError("a backtest needs at least one bar series")
-        ids = [f.instrument_id for f in feeds]
-        if len(set(ids)) != len(ids):
-            raise ValueError(
-                f"each instrument may have one bar series; got {', '.join(map(str, ids))}"
-            )
         self.strategy = strategy
         self.feeds = list(feeds)
-        specs = {i.id: i for i in instruments}
-        unknown = set(specs) - set(ids)
-        if unknown:
-            raise ValueError(f"instrument specs without data: {', '.join(map(str, unknown))}")
-        self.instruments = {i: specs.get(i, Instrument(i)) for i in ids}
+        self.instruments = instruments_of(feeds, instruments)
         self.portfolio = Portfolio(Decimal(str(starting_cash)), currency)
         for inst in self.instruments.values():
             self.portfolio.register(inst)

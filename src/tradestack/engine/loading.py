@@ -10,7 +10,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -114,15 +114,7 @@ def build_engine(
     feeds, instruments = _load_bars(config, base)
     if vectorized:
         try:
-            return VectorizedEngine(
-                strategy,
-                feeds,
-                instruments=instruments,
-                starting_cash=config.starting_cash,
-                currency=config.currency,
-                venue=_bar_venue_config(config),
-                periods_per_year=config.periods_per_year,
-            )
+            return VectorizedEngine(strategy, feeds, **_bar_engine_args(config, instruments))
         except NotVectorizable as exc:
             raise ConfigError(f"vectorized runner: {exc}") from None
     return _bar_engine(config, strategy, feeds, instruments, progress)
@@ -154,15 +146,19 @@ def _bar_engine(
     progress: ProgressFn | None,
 ) -> BacktestEngine:
     return BacktestEngine(
-        strategy,
-        feeds,
-        instruments=instruments,
-        starting_cash=config.starting_cash,
-        currency=config.currency,
-        venue=_bar_venue_config(config),
-        periods_per_year=config.periods_per_year,
-        progress=progress,
+        strategy, feeds, progress=progress, **_bar_engine_args(config, instruments)
     )
+
+
+def _bar_engine_args(config: BacktestConfig, instruments: list[Instrument]) -> dict[str, Any]:
+    """What both bar runners (event and vectorized) take from the config."""
+    return {
+        "instruments": instruments,
+        "starting_cash": config.starting_cash,
+        "currency": config.currency,
+        "venue": _bar_venue_config(config),
+        "periods_per_year": config.periods_per_year,
+    }
 
 
 def _bar_venue_config(config: BacktestConfig) -> BarVenueConfig:

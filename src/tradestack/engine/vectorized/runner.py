@@ -29,7 +29,7 @@ from tradestack.core.orders import (
     OrderSubmitted,
 )
 from tradestack.core.series import BarSeries, FloatArray, IntArray
-from tradestack.engine.backtest import BacktestResult
+from tradestack.engine.backtest import BacktestResult, instruments_of
 from tradestack.engine.strategy import Strategy
 from tradestack.engine.vectorized import kernel
 from tradestack.execution.bar_venue import BarVenueConfig
@@ -247,20 +247,9 @@ class VectorizedEngine:
         venue: BarVenueConfig | None = None,
         periods_per_year: float | None = None,
     ) -> None:
-        if not feeds:
-            raise ValueError("a backtest needs at least one bar series")
-        ids = [f.instrument_id for f in feeds]
-        if len(set(ids)) != len(ids):
-            raise ValueError(
-                f"each instrument may have one bar series; got {', '.join(map(str, ids))}"
-            )
-        specs = {i.id: i for i in instruments}
-        unknown = set(specs) - set(ids)
-        if unknown:
-            raise ValueError(f"instrument specs without data: {', '.join(map(str, unknown))}")
+        self.instruments = instruments_of(feeds, instruments)
         self.strategy = strategy
         self.feeds = list(feeds)
-        self.instruments = {i: specs.get(i, Instrument(i)) for i in ids}
         self.starting_cash = Decimal(str(starting_cash))
         if self.starting_cash < 0:
             raise ValueError(f"starting cash must be >= 0, got {self.starting_cash}")
