@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,14 @@ from hypothesis import strategies as st
 
 from tradestack.core import InstrumentId
 from tradestack.data import load_bars
-from tradestack.features.indicators import EMA, SMA, ema, sma
+from tradestack.features.indicators import (
+    EMA,
+    SMA,
+    SMA_REBUILD_SPAN,
+    ema,
+    sma,
+    sma_rebuild_every,
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,3 +62,25 @@ def test_incremental_sma_does_not_drift(values: list[float], period: int) -> Non
 def test_bad_period(bad: object) -> None:
     with pytest.raises(ValueError, match="period must be a positive int"):
         SMA(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("period", [1, 3, 10, 200, 1024, 1500])
+def test_sma_rebuilds_on_a_ring_wrap_every_span(period: int) -> None:
+    every = sma_rebuild_every(period)
+    assert every % period == 0 and every >= min(SMA_REBUILD_SPAN, period)
+    assert every < SMA_REBUILD_SPAN + period
+
+
+def test_incremental_sma_stays_exact_over_a_million_real_minutes(shared_data: Path) -> None:
+    """1-minute ADA/BTC closes tiled to ~1M values: the running sum, rebuilt every span, stays
+    within a few ulps of the exact window mean."""
+    path = shared_data / "bars" / "crypto" / "nautilus_binance_ADABTC-1m-2021-11-27.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    base = load_bars(path, InstrumentId("ADABTC", "binance")).close
+    closes = np.tile(base, -(-1_000_000 // len(base)))[:1_000_000]
+    sma = SMA(30)
+    got = np.array([sma.update(x) for x in closes])
+    window = np.lib.stride_tricks.sliding_window_view(closes, 30)
+    exact = np.array([math.fsum(w) / 30 for w in window[::997]])
+    assert np.allclose(got[29::997], exact, rtol=1e-14, atol=0.0)

@@ -28,14 +28,27 @@ def ema(values: FloatArray, period: int) -> FloatArray:
     return talib.EMA(np.ascontiguousarray(values, dtype=np.float64), timeperiod=period)
 
 
+SMA_REBUILD_SPAN = 1024
+"""An :class:`SMA`'s running sum is rebuilt exactly at the first ring wrap after this many
+values (and every as many values after it): often enough that the running sum's error stays
+near one rounding, rarely enough that the rebuild costs nothing per value."""
+
+
+def sma_rebuild_every(period: int) -> int:
+    """How many updates (a whole number of ring wraps) pass between exact rebuilds of an
+    :class:`SMA`'s running sum."""
+    return period * -(-SMA_REBUILD_SPAN // period)
+
+
 class SMA:
     """Incremental simple moving average; ``update`` returns NaN until ``period`` values arrived.
 
-    A ring buffer with a running sum; the sum is rebuilt exactly (``math.fsum``) each time the ring
-    wraps, so rounding error never accumulates over millions of bars.
+    A ring buffer with a running sum; the sum is rebuilt exactly (``math.fsum``) when the window
+    fills and then every :func:`sma_rebuild_every` updates (at a ring wrap), so rounding error
+    never accumulates over millions of bars.
     """
 
-    __slots__ = ("_full", "_i", "_ring", "_sum", "period", "value")
+    __slots__ = ("_full", "_i", "_left", "_ring", "_sum", "_wraps", "period", "value")
 
     def __init__(self, period: int) -> None:
         _check_period(period)
@@ -44,6 +57,7 @@ class SMA:
         self._full = False
         self._i = 0
         self._sum = 0.0
+        self._wraps = self._left = sma_rebuild_every(period) // period
         self.value = math.nan
 
     def update(self, x: float) -> float:
@@ -57,7 +71,10 @@ class SMA:
             i += 1
             if i == self.period:
                 i = 0
-                self._sum = math.fsum(ring)
+                self._left -= 1
+                if self._left == 0:
+                    self._left = self._wraps
+                    self._sum = math.fsum(ring)
             self._i = i
             self.value = value = self._sum / self.period
             return value

@@ -5,14 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-import numpy as np
-
 from tradestack.core.events import Bar
 from tradestack.core.ids import InstrumentId
 from tradestack.core.series import BarSeries, FloatArray
 from tradestack.engine.context import StrategyContext
 from tradestack.engine.strategy import ParameterError, Strategy
-from tradestack.engine.vectorized.signals import sma_stream
+from tradestack.engine.vectorized.signals import sma_cross_weights
 from tradestack.features.indicators import SMA
 
 
@@ -76,16 +74,8 @@ class SmaCross(Strategy):
         """The crossovers of :meth:`on_bar` as target fractions (None with a fixed ``qty``)."""
         if self.qty > 0:
             return None
-        out: dict[InstrumentId, FloatArray] = {}
-        for inst, series in bars.items():
-            fast = sma_stream(series.close, self.fast)
-            slow = sma_stream(series.close, self.slow)
-            prev_fast = np.concatenate(([math.nan], fast[:-1]))
-            prev_slow = np.concatenate(([math.nan], slow[:-1]))
-            w = np.full(len(series), math.nan)
-            w[(prev_fast > prev_slow) & (fast < slow)] = (-1 if self.allow_short else 0) * (
-                self.fraction
-            )
-            w[(prev_fast < prev_slow) & (fast > slow)] = 1 * self.fraction
-            out[inst] = w
-        return out
+        down = (-1 if self.allow_short else 0) * self.fraction
+        return {
+            inst: sma_cross_weights(series.close, self.fast, self.slow, self.fraction, down)
+            for inst, series in bars.items()
+        }

@@ -19,7 +19,13 @@ from tradestack.core.orders import OrderStatus
 from tradestack.core.series import FloatArray
 from tradestack.data import load_bars
 from tradestack.engine import BacktestEngine, BacktestResult, Strategy, StrategyContext
-from tradestack.engine.vectorized import NotVectorizable, VectorizedEngine, sma_stream
+from tradestack.engine.vectorized import (
+    NotVectorizable,
+    VectorizedEngine,
+    VectorizedResult,
+    sma_stream,
+)
+from tradestack.engine.vectorized.signals import sma_cross_weights
 from tradestack.execution import BarVenueConfig
 from tradestack.features.indicators import SMA
 from tradestack.strategies.momentum import Momentum
@@ -343,3 +349,58 @@ def test_ledger_is_built_only_when_asked(aapl_msft: list[BarSeries]) -> None:
     sweep = VectorizedEngine(SmaCross(fast=5, slow=20), aapl_msft).run()
     assert sweep.final_equity == result.final_equity
     assert sweep._portfolio is None  # type: ignore[attr-defined]
+
+
+def test_sma_cross_weights_are_the_crossovers_of_two_streams(goog: BarSeries) -> None:
+    closes = np.concatenate(([math.nan] * 5, np.tile(goog.close, 2)))  # past the rebuild span
+    for fast, slow in ((2, 3), (10, 30), (50, 1200)):
+        f, s = sma_stream(closes, fast), sma_stream(closes, slow)
+        pf, ps = np.roll(f, 1), np.roll(s, 1)
+        pf[0] = ps[0] = math.nan
+        want = np.full(len(closes), math.nan)
+        want[(pf > ps) & (f < s)] = -0.5
+        want[(pf < ps) & (f > s)] = 0.9
+        got = sma_cross_weights(closes, fast, slow, 0.9, -0.5)
+        assert np.array_equal(got, want, equal_nan=True)
+        assert np.count_nonzero(~np.isnan(got)) > 0
+    with pytest.raises(ValueError, match="must not be NaN"):
+        sma_cross_weights(closes, 2, 3, math.nan, 0.0)
+
+
+def test_lazy_gross_exposure_is_the_event_engines(aapl_msft: list[BarSeries]) -> None:
+    """The runner rebuilds the gross exposure from the fills when asked; with three
+    instruments sharing cash, long and short, ties and gaps in time, it is the event engine's
+    exposure and the same bars are exposed."""
+    msft = aapl_msft[1]
+    part = slice(100, 400)
+    third = BarSeries(
+        InstrumentId("MSFT2", "nasdaq"),
+        msft.ts_ns[part],
+        msft.open[part],
+        msft.high[part],
+        msft.low[part],
+        msft.close[part],
+        msft.volume[part],
+    )
+    feeds = [*aapl_msft, third]
+    rng = np.random.default_rng(7)
+    weights = {
+        f.instrument_id: np.where(rng.random(len(f)) < 0.1, rng.uniform(-0.3, 0.3, len(f)), np.nan)
+        for f in feeds
+    }
+    ev, vr = _run_both(lambda: _Weights(weights), feeds, COSTLY)
+    assert isinstance(vr, VectorizedResult) and vr._gross is None  # not built by the run
+    _assert_same(ev, vr)
+    assert _rel(ev.gross_exposure, vr.gross_exposure) <= 1e-12
+    assert np.array_equal(ev.gross_exposure != 0, vr.gross_exposure != 0)
+    assert np.count_nonzero(vr.gross_exposure) > len(vr.gross_exposure) // 2
+
+
+def test_prices_beyond_exact_ticks_are_refused(aapl_msft: list[BarSeries]) -> None:
+    fine = Instrument(AAPL, tick_size=Decimal("1e-14"))
+    with pytest.raises(NotVectorizable, match="more than 1e14 ticks"):
+        VectorizedEngine(SmaCross(), aapl_msft[:1], instruments=[fine])
+    tiny_lots = Instrument(AAPL, lot_size=Decimal("1e-12"))
+    rich = VectorizedEngine(SmaCross(), aapl_msft[:1], instruments=[tiny_lots], starting_cash=10**9)
+    with pytest.raises(NotVectorizable, match="more than 1e14 lots"):
+        rich.run()

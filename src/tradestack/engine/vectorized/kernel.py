@@ -41,7 +41,19 @@ REJECT_CASH = 5
 CANCEL_PRICE = 6
 CANCEL_CASH = 7
 
-_EXACT = 2.0**52
+# rows of the order table
+EVENT = 0
+INSTRUMENT = 1
+LOTS = 2
+STATUS = 3
+END = 4  # the event the order ended at (-1 while open)
+TICKS = 5  # the fill price in ticks
+ORDER_COLUMNS = 6
+
+EXACT = 2.0**52
+#: Prices and quantities up to this many grid units have grid points (and midpoints) of at most
+#: 15 significant digits, where a float and its shortest repr lie on the same side of each.
+MAX_UNITS = 1e14
 
 
 @njit(cache=True)
@@ -50,13 +62,22 @@ def _grid(k: int, num: int, den: int) -> float:
     return float(k * num) / float(den)
 
 
+# Below _SURE, ``x * den / num`` is within 2**-12 of the exact ratio of ``Decimal(repr(x))``
+# (two roundings and the repr, each under 2**-52 relative); a fraction farther than _MARGIN from
+# the decision point decides without the exact comparisons.
+_SURE = 2.0**40
+_MARGIN = 1.0 / 64.0
+
+
 @njit(cache=True)
 def floor_units(x: float, num: int, den: int) -> int:
     """Largest ``k >= 0`` with ``k * num / den <= Decimal(repr(x))``, for ``x >= 0``."""
     guess = x * den / num
-    if not guess < _EXACT:
+    if not guess < EXACT:
         return math.floor(guess)
     k = math.floor(guess)
+    if guess < _SURE and _MARGIN < guess - k < 1.0 - _MARGIN:
+        return k
     while k > 0 and _grid(k, num, den) > x:
         k -= 1
     while _grid(k + 1, num, den) <= x:
@@ -67,8 +88,16 @@ def floor_units(x: float, num: int, den: int) -> int:
 @njit(cache=True)
 def round_half_even_units(x: float, num: int, den: int) -> int:
     """``Decimal(repr(x)) / (num / den)`` rounded to an integer, half to even, for ``x >= 0``."""
+    guess = x * den / num
+    if guess < _SURE:
+        k = math.floor(guess)
+        frac = guess - k
+        if frac <= 0.5 - _MARGIN:
+            return k
+        if frac >= 0.5 + _MARGIN:
+            return k + 1
     k = floor_units(x, num, den)
-    if not x * den / num < _EXACT:
+    if not guess < EXACT:
         return k
     mid = float((2 * k + 1) * num) / float(2 * den)
     if x > mid:
@@ -117,10 +146,10 @@ def _gross_without(
 @njit(cache=True)
 def simulate(
     fid: np.ndarray,
+    ts: np.ndarray,
     opens: np.ndarray,
     closes: np.ndarray,
     weights: np.ndarray,
-    last_of_ts: np.ndarray,
     tick_num: np.ndarray,
     tick_den: np.ndarray,
     lot_num: np.ndarray,
@@ -134,33 +163,36 @@ def simulate(
     allow_short: bool,
     leverage: float,
     starting_cash: float,
-) -> tuple[np.ndarray, ...]:
+    equity_out: np.ndarray,
+    gross_out: np.ndarray,
+    orders_out: np.ndarray,
+    o_fee: np.ndarray,
+) -> tuple[int, int, int]:
     """Run the merged events; see the module docstring.
 
-    Per event ``j``: ``fid[j]`` the instrument, ``opens``/``closes`` its bar, ``weights[j]`` the
-    target fraction of equity decided at its close (NaN: none), ``last_of_ts[j]`` whether it ends
-    a timestamp. Per instrument: tick and lot as exact fractions, multiplier, minimum quantity in
-    lots, minimum notional, taker fee in bps. Slippage in bps is ``slip_num / slip_den``.
+    Per event ``j``: ``fid[j]`` the instrument (an empty ``fid``: one instrument, index 0),
+    ``ts[j]`` its time (a timestamp ends where the next event's differs; one instrument
+    has strictly increasing times, so every event ends one), ``opens``/``closes``
+    its bar, ``weights[j]`` the target fraction of equity decided at its close (NaN: none). Per
+    instrument: tick and lot as exact fractions, multiplier, minimum quantity in lots, minimum
+    notional, taker fee in bps. Slippage in bps is ``slip_num / slip_den``.
 
-    Returns the equity and gross exposure per timestamp, then per order: event, instrument,
-    signed lots, outcome, event it ended at (-1 while open), fill price in ticks, fee.
+    Writes the equity per timestamp into ``equity_out`` (and the gross exposure into
+    ``gross_out`` when it has a row per event; :func:`exposure` rebuilds it later), and per
+    order a row of ``orders_out`` (:data:`ORDER_COLUMNS`) and its fee into ``o_fee``; all are
+    allocated by the caller with a row per event. Returns (timestamps, orders, the first event
+    whose price or quantity is too many grid units for exact rounding, or -1).
     """
-    n = fid.shape[0]
+    n = ts.shape[0]
     n_inst = tick_num.shape[0]
-    n_slots = 0
-    for j in range(n):
-        if last_of_ts[j]:
-            n_slots += 1
-    equity_out = np.empty(n_slots)
-    gross_out = np.empty(n_slots)
-
-    o_ev = np.empty(n, dtype=np.int64)
-    o_inst = np.empty(n, dtype=np.int64)
-    o_lots = np.empty(n, dtype=np.int64)
-    o_status = np.empty(n, dtype=np.int64)
-    o_end = np.empty(n, dtype=np.int64)
-    o_ticks = np.zeros(n, dtype=np.int64)
-    o_fee = np.zeros(n)
+    single = fid.shape[0] == 0
+    with_gross = gross_out.shape[0] == n
+    o_ev = orders_out[EVENT]
+    o_inst = orders_out[INSTRUMENT]
+    o_lots = orders_out[LOTS]
+    o_status = orders_out[STATUS]
+    o_end = orders_out[END]
+    o_ticks = orders_out[TICKS]
     n_orders = 0
 
     pos = np.zeros(n_inst, dtype=np.int64)
@@ -172,9 +204,10 @@ def simulate(
     cash = starting_cash
     slip_scale = 10_000 * slip_den
     slot = 0
+    too_big = -1
 
     for j in range(n):
-        k = fid[j]
+        k = 0 if single else fid[j]
         # 1. the working market order fills at this bar's open
         o = pending[k]
         if o >= 0:
@@ -182,6 +215,8 @@ def simulate(
             mark[k] = opens[j]
             lots = o_lots[o]
             buy = lots > 0
+            if opens[j] * tick_den[k] / tick_num[k] >= MAX_UNITS and too_big < 0:
+                too_big = j
             ticks = round_half_even_units(opens[j], tick_num[k], tick_den[k])
             if slip_num > 0:
                 moved = ticks * (slip_scale + slip_num if buy else slip_scale - slip_num)
@@ -230,7 +265,10 @@ def simulate(
         if w == w:
             equity = _equity(cash, open_list, n_open, qty_f, mark, mult)
             value = w * equity
-            want = floor_units(abs(value) / (close * mult[k]), lot_num[k], lot_den[k])
+            lots_f = abs(value) / (close * mult[k])
+            if lots_f * lot_den[k] / lot_num[k] >= MAX_UNITS and too_big < 0:
+                too_big = j
+            want = floor_units(lots_f, lot_num[k], lot_den[k])
             target = want if value >= 0 else -want
             working = 0
             if pending[k] >= 0:
@@ -240,6 +278,8 @@ def simulate(
                 o = n_orders
                 n_orders += 1
                 o_ev[o] = j
+                o_ticks[o] = 0
+                o_fee[o] = 0.0
                 o_inst[o] = k
                 o_lots[o] = delta
                 o_end[o] = -1
@@ -266,7 +306,7 @@ def simulate(
                 else:
                     o_end[o] = j
         # 4. the equity curve at the end of each timestamp
-        if last_of_ts[j]:
+        if single or j == n - 1 or ts[j + 1] != ts[j]:
             eq = cash
             gross_all = 0.0
             for i in range(n_inst):
@@ -275,18 +315,49 @@ def simulate(
                     eq += value_i
                     gross_all += abs(value_i)
             equity_out[slot] = eq
+            if with_gross:
+                gross_out[slot] = gross_all
+            slot += 1
+    return slot, n_orders, too_big
+
+
+@njit(cache=True)
+def exposure(
+    fid: np.ndarray,
+    ts: np.ndarray,
+    closes: np.ndarray,
+    fill_event: np.ndarray,
+    fill_inst: np.ndarray,
+    fill_lots: np.ndarray,
+    lot_num: np.ndarray,
+    lot_den: np.ndarray,
+    mult: np.ndarray,
+    gross_out: np.ndarray,
+) -> None:
+    """The gross exposure per timestamp that :func:`simulate` records, from its fills (sorted by
+    event; the fill at event ``fill_event[f]`` changes ``fill_inst[f]``'s position by
+    ``fill_lots[f]``), with the same arithmetic in the same order, so equal bit for bit."""
+    n = ts.shape[0]
+    n_inst = lot_num.shape[0]
+    single = fid.shape[0] == 0
+    pos = np.zeros(n_inst, dtype=np.int64)
+    qty_f = np.zeros(n_inst)
+    mark = np.full(n_inst, np.nan)
+    f = 0
+    n_fills = fill_event.shape[0]
+    slot = 0
+    for j in range(n):
+        k = 0 if single else fid[j]
+        while f < n_fills and fill_event[f] == j:
+            i = fill_inst[f]
+            pos[i] += fill_lots[f]
+            qty_f[i] = _grid(pos[i], lot_num[i], lot_den[i])
+            f += 1
+        mark[k] = closes[j]
+        if single or j == n - 1 or ts[j + 1] != ts[j]:
+            gross_all = 0.0
+            for i in range(n_inst):
+                if pos[i] != 0:
+                    gross_all += abs(qty_f[i] * mark[i] * mult[i])
             gross_out[slot] = gross_all
             slot += 1
-
-    m = n_orders
-    return (
-        equity_out,
-        gross_out,
-        o_ev[:m].copy(),
-        o_inst[:m].copy(),
-        o_lots[:m].copy(),
-        o_status[:m].copy(),
-        o_end[:m].copy(),
-        o_ticks[:m].copy(),
-        o_fee[:m].copy(),
-    )

@@ -72,29 +72,48 @@ def _fraction(value: Decimal, what: str) -> tuple[int, int]:
 
 
 class _Kernel:
-    """The kernel's raw output and what is needed to turn it into ledger objects."""
+    """The kernel's inputs and raw output: what is needed to turn it into ledger objects and to
+    rebuild the gross exposure."""
 
     def __init__(
         self,
-        out: tuple[np.ndarray, ...],
-        event_ts: IntArray,
-        event_open: FloatArray,
+        orders: IntArray,
+        fees: FloatArray,
+        events: tuple[IntArray, IntArray, FloatArray, FloatArray],
         ids: list[InstrumentId],
+        lots: tuple[IntArray, IntArray],
+        mult: FloatArray,
     ) -> None:
-        (
-            self.equity,
-            self.gross,
-            self.o_ev,
-            self.o_inst,
-            self.o_lots,
-            self.o_status,
-            self.o_end,
-            self.o_ticks,
-            self.o_fee,
-        ) = out
-        self.event_ts = event_ts
-        self.event_open = event_open
+        self.o_ev = orders[kernel.EVENT]
+        self.o_inst = orders[kernel.INSTRUMENT]
+        self.o_lots = orders[kernel.LOTS]
+        self.o_status = orders[kernel.STATUS]
+        self.o_end = orders[kernel.END]
+        self.o_ticks = orders[kernel.TICKS]
+        self.o_fee = fees
+        self.fid, self.event_ts, self.event_open, self.event_close = events
         self.ids = ids
+        self.lot_num, self.lot_den = lots
+        self.mult = mult
+
+    def gross_exposure(self, n_slots: int) -> FloatArray:
+        """Σ|position value| per timestamp, as the kernel would have recorded it."""
+        filled = np.flatnonzero(self.o_status == kernel.FILLED)
+        filled = filled[np.argsort(self.o_end[filled], kind="stable")]
+        out: FloatArray = np.empty(n_slots)
+        kernel.exposure(
+            self.fid,
+            self.event_ts,
+            self.event_close,
+            np.ascontiguousarray(self.o_end[filled]),
+            np.ascontiguousarray(self.o_inst[filled]),
+            np.ascontiguousarray(self.o_lots[filled]),
+            self.lot_num,
+            self.lot_den,
+            self.mult,
+            out,
+        )
+        return out
 
 
 class VectorizedResult(BacktestResult):
@@ -105,7 +124,6 @@ class VectorizedResult(BacktestResult):
         *,
         ts_ns: IntArray,
         equity: FloatArray,
-        gross_exposure: FloatArray,
         strategy: Strategy,
         periods_per_year: float | None,
         raw: _Kernel,
@@ -113,7 +131,7 @@ class VectorizedResult(BacktestResult):
     ) -> None:
         self.ts_ns = ts_ns
         self.equity = equity
-        self.gross_exposure = gross_exposure
+        self._gross: FloatArray | None = None
         self.strategy = strategy
         self.periods_per_year = periods_per_year
         self.initial_equity = None
@@ -122,6 +140,16 @@ class VectorizedResult(BacktestResult):
         self._engine = engine
         self._portfolio: Portfolio | None = None
         self._orders: list[Order] | None = None
+
+    @property
+    def gross_exposure(self) -> FloatArray:
+        if self._gross is None:
+            self._gross = self._raw.gross_exposure(len(self.equity))
+        return self._gross
+
+    @gross_exposure.setter
+    def gross_exposure(self, value: FloatArray) -> None:
+        self._gross = value
 
     @property
     def portfolio(self) -> Portfolio:
@@ -276,6 +304,14 @@ class VectorizedEngine:
                     f"{inst.id} is a perpetual (margined) instrument; the vectorized kernel "
                     "models cash-settled spot and equity instruments only: use BacktestEngine"
                 )
+        for feed in self.feeds:
+            inst = self.instruments[feed.instrument_id]
+            top = max(np.nanmax(feed.open, initial=0.0), np.nanmax(feed.close, initial=0.0))
+            if top / float(inst.tick_size) >= kernel.MAX_UNITS:
+                raise NotVectorizable(
+                    f"{inst.id}: a price of {top} is more than 1e14 ticks of {inst.tick_size}; "
+                    "the kernel's grid rounding would not be exact: use BacktestEngine"
+                )
 
     def run(self) -> BacktestResult:
         """Compute the target weights, run the kernel and return the result."""
@@ -309,15 +345,20 @@ class VectorizedEngine:
         return self._simulate(ids, weights)
 
     def _simulate(self, ids: list[InstrumentId], weights: list[FloatArray]) -> BacktestResult:
-        fid, order = _merge_order(self.feeds)
-        columns = [
-            np.ascontiguousarray(np.concatenate([getattr(f, name) for f in self.feeds])[order])
-            for name in ("ts_ns", "open", "close")
-        ]
-        ts_all = columns[0].astype(np.int64, copy=False)
-        w_all = np.ascontiguousarray(np.concatenate(weights)[order])
-        last_of_ts = np.ones(len(ts_all), dtype=np.bool_)
-        last_of_ts[:-1] = ts_all[1:] != ts_all[:-1]
+        if len(self.feeds) == 1:
+            (feed,) = self.feeds
+            fid: IntArray = np.empty(0, dtype=np.int64)
+            ts_all: IntArray = np.ascontiguousarray(feed.ts_ns, dtype=np.int64)
+            opens = np.ascontiguousarray(feed.open, dtype=np.float64)
+            closes = np.ascontiguousarray(feed.close, dtype=np.float64)
+            w_all = np.ascontiguousarray(weights[0])
+        else:
+            fid, order = _merge_order(self.feeds)
+            ts_all, opens, closes = (
+                np.ascontiguousarray(np.concatenate([getattr(f, name) for f in self.feeds])[order])
+                for name in ("ts_ns", "open", "close")
+            )
+            w_all = np.ascontiguousarray(np.concatenate(weights)[order])
         insts = [self.instruments[i] for i in ids]
         config = self.config
         ticks = [_fraction(i.tick_size, f"{i.id} tick size") for i in insts]
@@ -333,17 +374,25 @@ class VectorizedEngine:
         slip_num, slip_den = (
             config.slippage_bps.as_integer_ratio() if config.slippage_bps else (0, 1)
         )
-        out = kernel.simulate(
+        n = len(ts_all)
+        # numpy allocates the outputs (see the signals module); the gross exposure is rebuilt
+        # from the fills when asked for
+        equity = np.empty(n)
+        lot_num = np.array([t[0] for t in lots], dtype=np.int64)
+        lot_den = np.array([t[1] for t in lots], dtype=np.int64)
+        mult = np.array([float(i.multiplier) for i in insts])
+        orders, fees = np.empty((kernel.ORDER_COLUMNS, n), dtype=np.int64), np.empty(n)
+        n_slots, n_orders, too_big = kernel.simulate(
             fid,
-            columns[1],
-            columns[2],
+            ts_all,
+            opens,
+            closes,
             w_all,
-            last_of_ts,
             np.array([t[0] for t in ticks], dtype=np.int64),
             np.array([t[1] for t in ticks], dtype=np.int64),
-            np.array([t[0] for t in lots], dtype=np.int64),
-            np.array([t[1] for t in lots], dtype=np.int64),
-            np.array([float(i.multiplier) for i in insts]),
+            lot_num,
+            lot_den,
+            mult,
             np.array(min_lots, dtype=np.int64),
             np.array([float(i.min_notional) for i in insts]),
             np.array(fee_bps),
@@ -352,13 +401,35 @@ class VectorizedEngine:
             bool(config.allow_short),
             float(config.leverage),
             float(self.starting_cash),
+            equity,
+            np.empty(0),
+            orders,
+            fees,
         )
+        if too_big >= 0:
+            inst_id = ids[0 if len(self.feeds) == 1 else int(fid[too_big])]
+            raise NotVectorizable(
+                f"{inst_id}: at {int(ts_all[too_big])} ns an order needs more than 1e14 lots of "
+                f"{self.instruments[inst_id].lot_size}; the kernel's grid rounding would not be "
+                "exact: use BacktestEngine"
+            )
         self.last_closes = {f.instrument_id: float(f.close[-1]) for f in self.feeds if len(f)}
-        raw = _Kernel(out, ts_all, columns[1], ids)
+        raw = _Kernel(
+            orders[:, :n_orders].copy(),
+            fees[:n_orders].copy(),
+            (fid, ts_all, opens, closes),
+            ids,
+            (lot_num, lot_den),
+            mult,
+        )
+        stamps = ts_all
+        if n_slots < n:
+            last = np.ones(n, dtype=np.bool_)
+            last[:-1] = ts_all[1:] != ts_all[:-1]
+            stamps, equity = ts_all[last], equity[:n_slots].copy()
         return VectorizedResult(
-            ts_ns=ts_all[last_of_ts],
-            equity=raw.equity,
-            gross_exposure=raw.gross,
+            ts_ns=stamps,
+            equity=equity,
             strategy=self.strategy,
             periods_per_year=self.periods_per_year,
             raw=raw,
