@@ -1,0 +1,25 @@
+"""The order manager: durable intents, deterministic client order ids, unknown outcomes resolved
+by lookup, fills applied once per venue trade id, venue rate limits honoured."""
+
+from tradestack.execution.oms.gateway import (
+    OrderNotFound,
+    RateLimited,
+    UnknownOutcome,
+    VenueGateway,
+    VenueOrder,
+    VenueRejected,
+    VenueTrade,
+)
+from tradestack.execution.oms.manager import OrderManager, RetryPolicy
+
+__all__ = [
+    "OrderManager",
+    "OrderNotFound",
+    "RateLimited",
+    "RetryPolicy",
+    "UnknownOutcome",
+    "VenueGateway",
+    "VenueOrder",
+    "VenueRejected",
+    "VenueTrade",
+]
