@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from tradestack.core.events import Bar, OrderBookSnapshot, QuoteTick, TradeTick
     from tradestack.core.ids import InstrumentId
     from tradestack.core.orders import Fill, Order
-    from tradestack.core.series import BarSeries, FloatArray
+    from tradestack.core.series import BarSeries
     from tradestack.engine.context import StrategyContext
+    from tradestack.engine.weights import Weights
     from tradestack.execution.sim.book_view import BookView
 
 
@@ -149,13 +150,14 @@ class Strategy:
 
     def target_weights(
         self, bars: Mapping[InstrumentId, BarSeries]
-    ) -> dict[InstrumentId, FloatArray] | None:
+    ) -> Mapping[InstrumentId, Weights] | None:
         """The strategy's decisions as arrays, for the vectorized runner; None (the default)
         when it cannot state them so.
 
         ``w[i]`` for an instrument is the ``fraction`` the strategy passes to
         ``ctx.order_target_percent`` at the close of that instrument's bar ``i`` (NaN: no order
-        then); an instrument left out never trades. Only data up to bar ``i`` may decide
+        then), or the same as :class:`~tradestack.engine.weights.SparseWeights` (only the bars
+        that decide); an instrument left out never trades. Only data up to bar ``i`` may decide
         ``w[i]``. A strategy that implements this must make its ``on_bar`` orders exactly these.
         """
         return None

@@ -37,6 +37,7 @@ from tradestack.engine.config import BacktestConfig, ConfigError
 from tradestack.engine.loading import _bar_venue_config, _load_bars, import_strategy
 from tradestack.engine.strategy import Strategy
 from tradestack.engine.vectorized import NotVectorizable, VectorizedEngine
+from tradestack.engine.weights import Weights, dense_weights
 from tradestack.portfolio.trades import TradeRecord
 from tradestack.research.splits import Fold, walk_forward
 from tradestack.research.sweep import (
@@ -245,7 +246,7 @@ def _nan_equal_prefix(full: FloatArray, cut: FloatArray) -> int:
 
 def _check_weights(
     make: Callable[[], Strategy],
-    full_weights: Mapping[InstrumentId, FloatArray],
+    full_weights: Mapping[InstrumentId, Weights],
     market: Market,
     cuts: Sequence[int],
 ) -> None:
@@ -257,8 +258,8 @@ def _check_weights(
         for feed in part:
             inst = feed.instrument_id
             nan = np.full(len(feed), np.nan)
-            full = full_weights.get(inst, np.full(len(feeds[inst]), np.nan))
-            bad = _nan_equal_prefix(full, weights.get(inst, nan))
+            full = dense_weights(full_weights.get(inst, np.full(len(feeds[inst]), np.nan)))
+            bad = _nan_equal_prefix(full, dense_weights(weights.get(inst, nan)))
             if bad >= 0:
                 at = int(feed.ts_ns[min(bad, len(feed) - 1)])
                 raise LookAheadError(make().name, at, inst, cut)
@@ -298,7 +299,7 @@ def check_lookahead(
     weights = make_strategy().target_weights({f.instrument_id: f for f in full_feeds})
     if weights is not None:
         decided = [
-            np.asarray(f.ts_ns)[np.isfinite(np.asarray(weights[f.instrument_id]))]
+            np.asarray(f.ts_ns)[np.isfinite(dense_weights(weights[f.instrument_id]))]
             for f in full_feeds
             if f.instrument_id in weights
         ]

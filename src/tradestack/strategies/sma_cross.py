@@ -7,10 +7,11 @@ from collections.abc import Mapping
 
 from tradestack.core.events import Bar
 from tradestack.core.ids import InstrumentId
-from tradestack.core.series import BarSeries, FloatArray
+from tradestack.core.series import BarSeries
 from tradestack.engine.context import StrategyContext
 from tradestack.engine.strategy import ParameterError, Strategy
 from tradestack.engine.vectorized.signals import sma_cross_weights
+from tradestack.engine.weights import SparseWeights
 from tradestack.features.indicators import SMA
 
 
@@ -70,7 +71,7 @@ class SmaCross(Strategy):
 
     def target_weights(
         self, bars: Mapping[InstrumentId, BarSeries]
-    ) -> dict[InstrumentId, FloatArray] | None:
+    ) -> dict[InstrumentId, SparseWeights] | None:
         """The crossovers of :meth:`on_bar` as target fractions (None with a fixed ``qty``)."""
         if self.qty > 0:
             return None

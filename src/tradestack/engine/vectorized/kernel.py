@@ -9,8 +9,9 @@ strategy that only calls ``ctx.order_target_percent``:
    from it on the tick grid; a non-positive price or a buying-power shortfall at that price
    cancels it; cash moves by the notional and the taker fee;
 2. the instrument is marked at the close;
-3. a weight that is not NaN becomes an order: equity (cash plus open positions at their marks,
-   summed in the order the positions opened, as :meth:`Portfolio.equity`) times the weight,
+3. a decision (a bar with a target weight) becomes an order: equity (cash plus open positions
+   at their marks, summed in the order the positions opened, as :meth:`Portfolio.equity`) times
+   the weight,
    over close times multiplier, rounded toward zero to whole lots, minus the position and the
    open order; then the submit checks in the venue's order (minimum quantity, shorting, minimum
    notional, buying power after the order) accept or reject it;
@@ -107,7 +108,7 @@ def round_half_even_units(x: float, num: int, den: int) -> int:
     return k if k % 2 == 0 else k + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _equity(
     cash: float,
     open_list: np.ndarray,
@@ -123,7 +124,7 @@ def _equity(
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gross_without(
     open_list: np.ndarray,
     n_open: int,
@@ -149,7 +150,8 @@ def simulate(
     ts: np.ndarray,
     opens: np.ndarray,
     closes: np.ndarray,
-    weights: np.ndarray,
+    dec_event: np.ndarray,
+    dec_weight: np.ndarray,
     tick_num: np.ndarray,
     tick_den: np.ndarray,
     lot_num: np.ndarray,
@@ -173,7 +175,8 @@ def simulate(
     Per event ``j``: ``fid[j]`` the instrument (an empty ``fid``: one instrument, index 0),
     ``ts[j]`` its time (a timestamp ends where the next event's differs; one instrument
     has strictly increasing times, so every event ends one), ``opens``/``closes``
-    its bar, ``weights[j]`` the target fraction of equity decided at its close (NaN: none). Per
+    its bar. ``dec_event`` lists the events with a decision, strictly increasing, and
+    ``dec_weight`` the target fraction of equity each decided at its close. Per
     instrument: tick and lot as exact fractions, multiplier, minimum quantity in lots, minimum
     notional, taker fee in bps. Slippage in bps is ``slip_num / slip_den``.
 
@@ -206,7 +209,29 @@ def simulate(
     slot = 0
     too_big = -1
 
-    for j in range(n):
+    n_dec = dec_event.shape[0]
+    d = 0  # the next decision
+    j = 0
+    while j < n:
+        next_dec = dec_event[d] if d < n_dec else n
+        if single and pending[0] < 0 and j < next_dec:
+            # no fill and no decision before the next decision: only the mark moves (step 4)
+            if pos[0] == 0:
+                for t in range(j, next_dec):
+                    equity_out[t] = cash
+                if with_gross:
+                    for t in range(j, next_dec):
+                        gross_out[t] = 0.0
+            else:
+                q, m = qty_f[0], mult[0]
+                for t in range(j, next_dec):
+                    equity_out[t] = cash + q * closes[t] * m
+                if with_gross:
+                    for t in range(j, next_dec):
+                        gross_out[t] = abs(q * closes[t] * m)
+            mark[0] = closes[next_dec - 1]
+            j = slot = next_dec
+            continue
         k = 0 if single else fid[j]
         # 1. the working market order fills at this bar's open
         o = pending[k]
@@ -261,8 +286,9 @@ def simulate(
         close = closes[j]
         mark[k] = close
         # 3. the strategy's decision at the close
-        w = weights[j]
-        if w == w:
+        if j == next_dec:
+            w = dec_weight[d]
+            d += 1
             equity = _equity(cash, open_list, n_open, qty_f, mark, mult)
             value = w * equity
             lots_f = abs(value) / (close * mult[k])
@@ -318,6 +344,7 @@ def simulate(
             if with_gross:
                 gross_out[slot] = gross_all
             slot += 1
+        j += 1
     return slot, n_orders, too_big
 
 

@@ -32,6 +32,7 @@ from tradestack.core.series import BarSeries, FloatArray, IntArray
 from tradestack.engine.backtest import BacktestResult, instruments_of
 from tradestack.engine.strategy import Strategy
 from tradestack.engine.vectorized import kernel
+from tradestack.engine.weights import decisions
 from tradestack.execution.bar_venue import BarVenueConfig
 from tradestack.execution.costs import FeeModel, SlippageModel
 from tradestack.portfolio.account import Portfolio
@@ -328,37 +329,40 @@ class VectorizedEngine:
         extra = set(targets) - set(ids)
         if extra:
             raise ValueError(f"target weights for unknown instruments: {sorted(map(str, extra))}")
-        weights: list[FloatArray] = []
-        for feed in self.feeds:
-            w = targets.get(feed.instrument_id)
-            if w is None:
-                w = np.full(len(feed), np.nan)
-            w = np.asarray(w, dtype=np.float64)
-            if w.shape != (len(feed),):
-                raise ValueError(
-                    f"target weights of {feed.instrument_id} have shape {w.shape}, "
-                    f"expected ({len(feed)},)"
-                )
-            if np.isinf(w).any():
-                raise ValueError(f"target weights of {feed.instrument_id} must be finite or NaN")
-            weights.append(w)
-        return self._simulate(ids, weights)
+        per_feed = [
+            decisions(targets[feed.instrument_id], len(feed), str(feed.instrument_id))
+            if feed.instrument_id in targets
+            else (np.empty(0, dtype=np.int64), np.empty(0))
+            for feed in self.feeds
+        ]
+        return self._simulate(ids, per_feed)
 
-    def _simulate(self, ids: list[InstrumentId], weights: list[FloatArray]) -> BacktestResult:
+    def _simulate(
+        self, ids: list[InstrumentId], per_feed: list[tuple[IntArray, FloatArray]]
+    ) -> BacktestResult:
         if len(self.feeds) == 1:
             (feed,) = self.feeds
             fid: IntArray = np.empty(0, dtype=np.int64)
             ts_all: IntArray = np.ascontiguousarray(feed.ts_ns, dtype=np.int64)
             opens = np.ascontiguousarray(feed.open, dtype=np.float64)
             closes = np.ascontiguousarray(feed.close, dtype=np.float64)
-            w_all = np.ascontiguousarray(weights[0])
+            dec_event, dec_weight = per_feed[0]
         else:
             fid, order = _merge_order(self.feeds)
             ts_all, opens, closes = (
                 np.ascontiguousarray(np.concatenate([getattr(f, name) for f in self.feeds])[order])
                 for name in ("ts_ns", "open", "close")
             )
-            w_all = np.ascontiguousarray(np.concatenate(weights)[order])
+            # the decisions' positions in the merged order: each feed's bar indices offset to
+            # the concatenation, then through the inverse of the merge permutation
+            offsets = np.cumsum([0] + [len(f) for f in self.feeds[:-1]])
+            merged_at = np.empty(len(order), dtype=np.int64)
+            merged_at[order] = np.arange(len(order), dtype=np.int64)
+            shifted = [idx + off for (idx, _), off in zip(per_feed, offsets, strict=True)]
+            at = merged_at[np.concatenate(shifted)]
+            by_event = np.argsort(at, kind="stable")
+            dec_event = np.ascontiguousarray(at[by_event])
+            dec_weight = np.ascontiguousarray(np.concatenate([w for _, w in per_feed])[by_event])
         insts = [self.instruments[i] for i in ids]
         config = self.config
         ticks = [_fraction(i.tick_size, f"{i.id} tick size") for i in insts]
@@ -387,7 +391,8 @@ class VectorizedEngine:
             ts_all,
             opens,
             closes,
-            w_all,
+            dec_event,
+            dec_weight,
             np.array([t[0] for t in ticks], dtype=np.int64),
             np.array([t[1] for t in ticks], dtype=np.int64),
             lot_num,

@@ -18,7 +18,8 @@ import math
 import numpy as np
 from numba import njit
 
-from tradestack.core.series import FloatArray
+from tradestack.core.series import FloatArray, IntArray
+from tradestack.engine.weights import SparseWeights
 from tradestack.features.indicators import sma_rebuild_every
 from tradestack.features.kernels import PARTIALS, fsum
 
@@ -53,6 +54,34 @@ def _sma_stream(x: np.ndarray, period: int, every: int, out: np.ndarray) -> None
 
 
 @njit(cache=True)
+def _sma_step(
+    x: np.ndarray,
+    t: int,
+    start: int,
+    period: int,
+    every: int,
+    total: float,
+    left: int,
+    p: np.ndarray,
+) -> tuple[float, float, int]:
+    """One update of :func:`_sma_stream`'s loop (value ``t``, first value ``start``): the new
+    running sum, the average (NaN while the window fills) and the countdown to the rebuild."""
+    v = x[t]
+    if t - start >= period:
+        total += v - x[t - period]
+        left -= 1
+        if left == 0:
+            total = fsum(x, t + 1 - period, t + 1, p)
+            left = every
+        return total, total / period, left
+    total += v
+    if t - start + 1 == period:
+        total = fsum(x, start, t + 1, p)
+        return total, total / period, left
+    return total, np.nan, left
+
+
+@njit(cache=True)
 def _sma_cross(
     x: np.ndarray,
     fast: int,
@@ -61,50 +90,58 @@ def _sma_cross(
     every_slow: int,
     up: float,
     down: float,
+    at: np.ndarray,
     out: np.ndarray,
-) -> None:
-    # the two averages are _sma_stream's loop body twice, kept inline: a helper returning the
-    # state as a tuple was several times slower
+) -> int:
+    n = x.shape[0]
+    k = 0
     p = np.empty(PARTIALS)
-    start = -1
+    start = 0
+    while start < n and x[start] != x[start]:
+        start += 1
     f_total = s_total = 0.0
     f = s = np.nan
     f_left, s_left = every_fast, every_slow
-    for t in range(x.shape[0]):
-        v = x[t]
-        if start < 0:
-            if v != v:
-                continue
-            start = t
+    warm = start + max(fast, slow)
+    t = start
+    while t < n:
+        if t >= warm:
+            # both windows full: plain updates up to the bar before the next rebuild; this
+            # loop is _sma_step's arithmetic written out (a call per value was much slower)
+            end = min(n, t + min(f_left, s_left) - 1)
+            for u in range(t, end):
+                v = x[u]
+                f_total += v - x[u - fast]
+                s_total += v - x[u - slow]
+                nf = f_total / fast
+                ns = s_total / slow
+                if f < s and nf > ns:
+                    at[k] = u
+                    out[k] = up
+                    k += 1
+                elif f > s and nf < ns:
+                    at[k] = u
+                    out[k] = down
+                    k += 1
+                f, s = nf, ns
+            f_left -= end - t
+            s_left -= end - t
+            t = end
+            if t == n:
+                break
         prev_f, prev_s = f, s
-        if t - start >= fast:
-            f_total += v - x[t - fast]
-            f_left -= 1
-            if f_left == 0:
-                f_total = fsum(x, t + 1 - fast, t + 1, p)
-                f_left = every_fast
-            f = f_total / fast
-        else:
-            f_total += v
-            if t - start + 1 == fast:
-                f_total = fsum(x, start, t + 1, p)
-                f = f_total / fast
-        if t - start >= slow:
-            s_total += v - x[t - slow]
-            s_left -= 1
-            if s_left == 0:
-                s_total = fsum(x, t + 1 - slow, t + 1, p)
-                s_left = every_slow
-            s = s_total / slow
-        else:
-            s_total += v
-            if t - start + 1 == slow:
-                s_total = fsum(x, start, t + 1, p)
-                s = s_total / slow
+        f_total, f, f_left = _sma_step(x, t, start, fast, every_fast, f_total, f_left, p)
+        s_total, s, s_left = _sma_step(x, t, start, slow, every_slow, s_total, s_left, p)
         if prev_f < prev_s and f > s:
-            out[t] = up
+            at[k] = t
+            out[k] = up
+            k += 1
         elif prev_f > prev_s and f < s:
-            out[t] = down
+            at[k] = t
+            out[k] = down
+            k += 1
+        t += 1
+    return k
 
 
 def _values(values: FloatArray, *periods: int) -> FloatArray:
@@ -127,14 +164,18 @@ def sma_stream(values: FloatArray, period: int) -> FloatArray:
 
 def sma_cross_weights(
     values: FloatArray, fast: int, slow: int, up: float, down: float
-) -> FloatArray:
+) -> SparseWeights:
     """Target weights of an SMA(fast)/SMA(slow) crossover in one pass: ``up`` where the fast
     average crosses strictly above the slow one (the previous bar strictly below), ``down``
-    where it crosses strictly below, NaN (no decision) elsewhere. The averages are
+    where it crosses strictly below, no decision elsewhere. The averages are
     :func:`sma_stream`'s, bit for bit."""
     x = _values(values, fast, slow)
-    if math.isnan(up) or math.isnan(down):
-        raise ValueError("the crossover weights must not be NaN")
-    out: FloatArray = np.full(len(x), np.nan)  # the loop writes the crosses only
-    _sma_cross(x, fast, slow, sma_rebuild_every(fast), sma_rebuild_every(slow), up, down, out)
-    return out
+    if not (math.isfinite(up) and math.isfinite(down)):
+        raise ValueError(f"the crossover weights must be finite, got up={up}, down={down}")
+    # pages of the index and weight buffers past the last cross are never touched
+    at: IntArray = np.empty(len(x), dtype=np.int64)
+    out: FloatArray = np.empty(len(x))
+    k = _sma_cross(
+        x, fast, slow, sma_rebuild_every(fast), sma_rebuild_every(slow), up, down, at, out
+    )
+    return SparseWeights(at[:k].copy(), out[:k].copy(), len(x))
