@@ -10,7 +10,7 @@ tested against the HTTP fake venue instead.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -98,6 +98,10 @@ class MemoryVenue:
         self.not_before = 0.0
         self.early_requests = 0
         self._trade_seq = 0
+        #: positions held besides the orders' fills (a transfer in, a manual trade)
+        self.holdings: dict[InstrumentId, Decimal] = {}
+        #: instruments ``fetch_positions`` leaves out of its answer
+        self.unreported: set[InstrumentId] = set()
 
     # -- bookkeeping for tests ----------------------------------------------------------------
     @property
@@ -164,6 +168,36 @@ class MemoryVenue:
         self._enter("fetch_trades", client_order_id)
         return [t for v in self.orders.get(client_order_id, []) for t in v.trades]
 
+    async def fetch_open_orders(self, instrument_ids: Sequence[InstrumentId]) -> list[VenueOrder]:
+        self._enter("fetch_open_orders", "")
+        wanted = set(instrument_ids)
+        return [
+            self._answer(versions[0])
+            for versions in self.orders.values()
+            if not versions[0].status.is_terminal and versions[0].order.instrument_id in wanted
+        ]
+
+    async def fetch_positions(
+        self, instrument_ids: Sequence[InstrumentId]
+    ) -> dict[InstrumentId, Decimal]:
+        self._enter("fetch_positions", "")
+        return {
+            inst: self.venue_position(inst) + self.holdings.get(inst, Decimal(0))
+            for inst in instrument_ids
+            if inst not in self.unreported
+        }
+
+    # -- what happens at the venue without the runtime ----------------------------------------
+    def place_external(self, order: Order) -> None:
+        """An order placed on the account by someone else (another tool, a person)."""
+        self._trade_seq += 1
+        v = _VenueOrder(order, f"V{self._trade_seq}", OrderStatus.ACCEPTED)
+        self.orders.setdefault(order.client_order_id, []).append(v)
+
+    def cancel_outside(self, client_order_id: str) -> None:
+        """Cancel an order from outside the runtime (the exchange's web page)."""
+        self._find(client_order_id).status = OrderStatus.CANCELED
+
     # -- internals ----------------------------------------------------------------------------
     def _find(self, client_order_id: str) -> _VenueOrder:
         versions = self.orders.get(client_order_id)
@@ -191,4 +225,13 @@ class MemoryVenue:
 
     @staticmethod
     def _answer(v: _VenueOrder) -> VenueOrder:
-        return VenueOrder(v.order.client_order_id, v.venue_id, v.status, v.filled)
+        return VenueOrder(
+            v.order.client_order_id,
+            v.venue_id,
+            v.status,
+            v.filled,
+            instrument_id=v.order.instrument_id,
+            side=v.order.side,
+            qty=v.order.qty,
+            price=v.order.price,
+        )

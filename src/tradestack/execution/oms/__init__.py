@@ -5,19 +5,22 @@ from tradestack.execution.oms.gateway import (
     OrderNotFound,
     RateLimited,
     UnknownOutcome,
+    VenueAccount,
     VenueGateway,
     VenueOrder,
     VenueRejected,
     VenueTrade,
 )
-from tradestack.execution.oms.manager import OrderManager, RetryPolicy
+from tradestack.execution.oms.manager import OrderDenied, OrderManager, RetryPolicy
 
 __all__ = [
+    "OrderDenied",
     "OrderManager",
     "OrderNotFound",
     "RateLimited",
     "RetryPolicy",
     "UnknownOutcome",
+    "VenueAccount",
     "VenueGateway",
     "VenueOrder",
     "VenueRejected",

@@ -13,12 +13,13 @@ failure into exactly one class, because each calls for a different action:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
 
 from tradestack.core.ids import InstrumentId
-from tradestack.core.orders import Liquidity, Order, OrderStatus
+from tradestack.core.orders import Liquidity, Order, OrderSide, OrderStatus
 
 
 class VenueRejected(Exception):
@@ -47,13 +48,18 @@ class OrderNotFound(Exception):
 
 @dataclass(frozen=True, slots=True)
 class VenueOrder:
-    """An order as the venue reports it."""
+    """An order as the venue reports it (the request's fields where the answer carries them:
+    reconciliation needs them for orders the local state does not know)."""
 
     client_order_id: str
     venue_order_id: str
     status: OrderStatus
     filled_qty: Decimal
     reason: str = ""
+    instrument_id: InstrumentId | None = None
+    side: OrderSide | None = None
+    qty: Decimal | None = None
+    price: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +92,19 @@ class VenueGateway(Protocol):
     async def fetch_trades(
         self, client_order_id: str, instrument_id: InstrumentId
     ) -> list[VenueTrade]: ...
+
+
+class VenueAccount(Protocol):
+    """The account reads reconciliation needs: what is open and what is held.
+
+    ``fetch_positions`` answers for every instrument asked (an explicit zero when flat): an
+    instrument missing from the answer is "not reported", never "flat".
+    """
+
+    async def fetch_open_orders(
+        self, instrument_ids: Sequence[InstrumentId]
+    ) -> list[VenueOrder]: ...
+
+    async def fetch_positions(
+        self, instrument_ids: Sequence[InstrumentId]
+    ) -> dict[InstrumentId, Decimal]: ...

@@ -11,6 +11,9 @@
 4. Fills are stored once per venue trade id (a replayed or duplicated trade changes nothing).
 5. A 429 with Retry-After holds every request until it elapses (then the same request goes
    again: the venue did not process it); a client-side limiter keeps the rate under the venue's.
+6. With a kill switch, every new order reads it first (one ``stat`` per file): HALTED denies
+   it, REDUCING denies what would grow a position; :meth:`OrderManager.halt` persists HALTED
+   and sends a cancel for every open order. The switch's state file outlives a restart.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from tradestack.execution.oms.gateway import (
     VenueRejected,
     VenueTrade,
 )
+from tradestack.risk.kill_switch import KillSwitch, KillSwitchState
 from tradestack.storage.state import PENDING, SENT, UNKNOWN, OrderRow, StateStore
 
 log = logging.getLogger(__name__)
@@ -74,6 +78,10 @@ class RetryPolicy:
             raise ValueError("need 0 <= backoff_s <= max_backoff_s")
 
 
+class OrderDenied(Exception):
+    """The kill switch refused a new order; nothing was stored or sent."""
+
+
 class OrderManager:
     """Sends one strategy's orders through a :class:`VenueGateway`, durably (module docstring).
 
@@ -92,8 +100,10 @@ class OrderManager:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         now_ns: Callable[[], int] = time.time_ns,
+        kill_switch: KillSwitch | None = None,
     ) -> None:
         self.store = store
+        self.kill_switch = kill_switch
         self.gateway = gateway
         self.strategy = strategy
         self.limiter = limiter
@@ -118,7 +128,9 @@ class OrderManager:
         intent: str = "order",
     ) -> OrderRow:
         """Reserve a sequence, commit the intent, send it and settle the answer; returns the
-        stored order (``unknown`` only if every lookup failed: the next start resolves it)."""
+        stored order (``unknown`` only if every lookup failed: the next start resolves it).
+        Raises :class:`OrderDenied` when the kill switch refuses it."""
+        self._check_switch(instrument_id, side, qty)
         sequence = self.store.next_sequence(self.strategy)
         coid = client_order_id(self.strategy, instrument_id, intent, sequence)
         order = Order(
@@ -152,6 +164,19 @@ class OrderManager:
             self._apply(answer)
             await self.sync_fills(client_order_id)
         return self._row(client_order_id)
+
+    async def halt(self, reason: str, *, changed_by: str = "oms") -> list[OrderRow]:
+        """Persist HALTED (new orders are denied from now on) and cancel every open order of
+        this strategy; returns the orders as they stand afterwards."""
+        if self.kill_switch is None:
+            raise RuntimeError("halt needs an OrderManager built with a kill_switch")
+        self.kill_switch.halt(reason, changed_by=changed_by, ts_ns=self._now_ns())
+        self.stats["halts"] += 1
+        return [
+            await self.cancel(row.client_order_id)
+            for row in self.store.orders(open_only=True)
+            if row.strategy == self.strategy
+        ]
 
     async def resolve(self, client_order_id: str) -> OrderRow:
         """Find out from the venue what became of an order (see the module docstring)."""
@@ -245,6 +270,31 @@ class OrderManager:
         return [r for r in self.store.orders(open_only=True) if r.strategy == self.strategy]
 
     # -- internals ----------------------------------------------------------------------------
+    def _check_switch(self, instrument_id: InstrumentId, side: OrderSide, qty: Decimal) -> None:
+        if self.kill_switch is None:
+            return
+        state = self.kill_switch.refresh()
+        if state is KillSwitchState.ACTIVE:
+            return
+        why = self.kill_switch.reason or "no reason given"
+        if state is KillSwitchState.REDUCING:
+            held = self.store.positions().get(instrument_id)
+            position = held.qty if held is not None else Decimal(0)
+            working = sum(
+                (
+                    r.leaves_qty
+                    for r in self.store.orders(open_only=True)
+                    if r.instrument_id == instrument_id and r.side is side
+                ),
+                Decimal(0),
+            )
+            if position * side.sign < 0 and qty + working <= abs(position):
+                return
+        self.stats["denied_by_kill_switch"] += 1
+        raise OrderDenied(
+            f"kill switch is {state.value} ({why}): {side.value} {qty} {instrument_id} denied"
+        )
+
     def _row(self, client_order_id: str) -> OrderRow:
         row = self.store.order(client_order_id)
         if row is None:
