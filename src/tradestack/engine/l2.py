@@ -133,6 +133,7 @@ class L2BacktestEngine:
         )
         self._wants_fill = overrides(strategy, "on_fill")
         self._wants_order = overrides(strategy, "on_order")
+        self._wants_quote = overrides(strategy, "on_quote")
 
     def _no_history(self, inst: InstrumentId, column: str, n: int | None) -> np.ndarray:
         raise ValueError(
@@ -175,6 +176,30 @@ class L2BacktestEngine:
         if self._ran:
             raise RuntimeError("an L2BacktestEngine runs once; build a new one for another run")
         self._ran = True
+        phase = "on_start"
+        try:
+            self._start()
+            phase = "loop"
+            self.drain(c.INT_MAX)
+            phase = "on_stop"
+            self.strategy.on_stop(self.ctx)
+        except Exception as exc:
+            at = datetime.fromtimestamp(self.clock.now_ns() / 1e9, tz=UTC).isoformat()
+            raise BacktestError(
+                f"backtest stopped at {at} in {phase}: {type(exc).__name__}: {exc}"
+            ) from exc
+        return self._result()
+
+    def _start(self) -> None:
+        self.clock._now_ns = self.venue.start_ns
+        self._log_ledger()
+        self.strategy.on_start(self.ctx)
+
+    def drain(self, limit_ns: int) -> bool:
+        """Replay what the feed holds up to ``limit_ns``: due timers, order responses and the
+        book, trade and quote wakes the strategy asked for. True when everything the feed holds
+        was replayed (a backtest's end; for a growing feed, "caught up"), False when the next
+        event lies after ``limit_ns``."""
         venue = self.venue
         clock = self.clock
         strategy = self.strategy
@@ -183,44 +208,36 @@ class L2BacktestEngine:
         inst = self.instrument.id
         view = venue.view
         timers = self._timers
-        wants_quote = overrides(strategy, "on_quote")
-        phase = "on_start"
-        try:
-            clock._now_ns = venue.start_ns
-            self._log_ledger()
-            strategy.on_start(ctx)
-            phase = "loop"
-            while True:
-                until = timers[0][0] if timers else c.INT_MAX
-                reason = venue.advance(until)
-                now = venue.now_ns
-                if reason == c.W_END:
-                    break
-                clock._now_ns = now
-                mid = venue.mid()
-                if mid == mid:
-                    marks[inst] = mid
-                if reason == c.W_UNTIL:
-                    when, seq, name, interval = heapq.heappop(timers)
-                    heapq.heappush(timers, (when + interval, seq, name, interval))
-                    strategy.on_timer(ctx, name, when)
-                elif reason == c.W_RESPONSE:
-                    venue.deliver(now)
-                elif reason == c.W_TOP:
+        wants_quote = self._wants_quote
+        while True:
+            due = timers[0][0] if timers else c.INT_MAX
+            reason = venue.advance(min(due, limit_ns))
+            now = venue.now_ns
+            if reason == c.W_END:
+                return True
+            clock._now_ns = now
+            mid = venue.mid()
+            if mid == mid:
+                marks[inst] = mid
+            if reason == c.W_UNTIL:
+                if due > limit_ns:
+                    return False
+                when, seq, name, interval = heapq.heappop(timers)
+                heapq.heappush(timers, (when + interval, seq, name, interval))
+                strategy.on_timer(ctx, name, when)
+            elif reason == c.W_RESPONSE:
+                venue.deliver(now)
+            elif reason == c.W_TOP:
+                strategy.on_quote(ctx, venue.quote())
+            elif reason == c.W_TRADE:
+                strategy.on_trade(ctx, venue.trade())
+            elif reason == c.W_EVENT:
+                strategy.on_book(ctx, view)
+                if venue.woke_on_top and wants_quote:
                     strategy.on_quote(ctx, venue.quote())
-                elif reason == c.W_TRADE:
-                    strategy.on_trade(ctx, venue.trade())
-                elif reason == c.W_EVENT:
-                    strategy.on_book(ctx, view)
-                    if venue.woke_on_top and wants_quote:
-                        strategy.on_quote(ctx, venue.quote())
-            phase = "on_stop"
-            strategy.on_stop(ctx)
-        except Exception as exc:
-            at = datetime.fromtimestamp(clock.now_ns() / 1e9, tz=UTC).isoformat()
-            raise BacktestError(
-                f"backtest stopped at {at} in {phase}: {type(exc).__name__}: {exc}"
-            ) from exc
+
+    def _result(self) -> L2BacktestResult:
+        venue, strategy = self.venue, self.strategy
         ts, equity, gross, initial = self._equity_curve()
         return L2BacktestResult(
             ts_ns=ts,
