@@ -173,6 +173,46 @@ def test_fills_apply_once_per_trade_id_and_move_order_and_position(
     assert kinds == ["submitted", "accepted", "fill", "fill"]
 
 
+def test_a_fee_taken_in_the_traded_asset_moves_the_position_by_the_rest(
+    db_target: Callable[[], str],
+) -> None:
+    """Binance takes a spot buyer's fee in BTC: 1 BTC bought, 0.001 BTC kept as the fee: the
+    account holds 0.999; the fee stays valued in quote and the order is filled by the 1."""
+    store = _store(db_target())
+    buy, sell = _order(1, qty="1"), _order(2, OrderSide.SELL, qty="0.5")
+    for seq, o in ((1, buy), (2, sell)):
+        store.record_intent(o, strategy="s1", sequence=seq, intent="target")
+    fee = Decimal("0.001") * 100
+    assert store.record_fill(
+        _fill(buy, "1", "100", 3, fee=str(fee)),
+        venue="b",
+        trade_id="t1",
+        fee_currency="USDT",
+        base_fee=Decimal("0.001"),
+    )
+    row = store.order(buy.client_order_id)
+    assert row is not None and (row.status, row.filled_qty) == (OrderStatus.FILLED, 1)
+    pos = store.positions()[BTC]
+    assert pos.qty == Decimal("0.999") and pos.fees == fee
+    assert pos.cost_basis + pos.fees == Decimal("100")  # the 100 USDT paid, all accounted
+    (stored,) = store.fills()
+    assert stored.fill.qty == 1 and stored.fill.fee == fee
+    store.record_fill(
+        _fill(sell, "0.5", "100", 4, fee="0"),
+        venue="b",
+        trade_id="t2",
+        fee_currency="USDT",
+        base_fee=Decimal("0.0005"),
+    )
+    assert store.positions()[BTC].qty == Decimal("0.4985")
+    for bad in ("-0.1", "0.5"):
+        with pytest.raises(ValueError, match="base_fee"):
+            store.record_fill(
+                _fill(sell, "0.5", "100", 5), venue="b", trade_id="t9", fee_currency="USDT",
+                base_fee=Decimal(bad),
+            )  # fmt: skip
+
+
 def test_bad_fills_are_refused_and_change_nothing(db_target: Callable[[], str]) -> None:
     store = _store(db_target())
     order = _order(1, qty="1")

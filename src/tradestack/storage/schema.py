@@ -136,6 +136,9 @@ fills = Table(
     Column("fee_currency", String(16), nullable=False),
     Column("liquidity", String(8), nullable=False),
     Column("ts_event_ns", BigInteger, nullable=False),
+    # the part of the fee taken in the traded asset itself (spot buys on Binance): the position
+    # moves by qty less it; ``fee`` still holds the whole fee valued in the quote currency
+    Column("base_fee", DecimalText, nullable=False, server_default="0"),
 )
 
 positions = Table(

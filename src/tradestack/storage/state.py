@@ -286,12 +286,25 @@ class StateStore:
             )
             return changed
 
-    def record_fill(self, fill: Fill, *, venue: str, trade_id: str, fee_currency: str) -> bool:
+    def record_fill(
+        self,
+        fill: Fill,
+        *,
+        venue: str,
+        trade_id: str,
+        fee_currency: str,
+        base_fee: Decimal = _ZERO,
+    ) -> bool:
         """Store a fill once per ``(venue, trade_id)`` and, in the same transaction, move the
         order's filled quantity and status and the position. Returns False for a fill already
-        stored (nothing changes)."""
+        stored (nothing changes). ``base_fee``: the part of the fee taken in the traded asset;
+        the position moves by the quantity less it (the fee stays valued in quote)."""
         if not trade_id:
             raise ValueError(f"fill for {fill.client_order_id} has no venue trade id")
+        if base_fee < 0 or base_fee >= fill.qty:
+            raise ValueError(
+                f"fill {trade_id}: base_fee {base_fee} must be >= 0 and below the qty {fill.qty}"
+            )
         with self.engine.begin() as conn:
             row = self._locked_order(conn, fill.client_order_id)
             seen = conn.execute(
@@ -325,6 +338,7 @@ class StateStore:
                     fee_currency=fee_currency,
                     liquidity=fill.liquidity.value,
                     ts_event_ns=fill.ts_event_ns,
+                    base_fee=base_fee,
                 )
             )
             self._log(conn, fill, "fill")
@@ -343,7 +357,8 @@ class StateStore:
                     ts_updated_ns=fill.ts_event_ns,
                 )
             )
-            self._apply_to_position(conn, fill)
+            held = fill.qty - base_fee if fill.side is OrderSide.BUY else fill.qty + base_fee
+            self._apply_to_position(conn, msgspec.structs.replace(fill, qty=held))
             return True
 
     # -- reads --------------------------------------------------------------------------------

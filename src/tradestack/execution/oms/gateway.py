@@ -64,7 +64,12 @@ class VenueOrder:
 
 @dataclass(frozen=True, slots=True)
 class VenueTrade:
-    """One execution as the venue reports it, with its venue-wide trade id."""
+    """One execution as the venue reports it, with its venue-wide trade id.
+
+    ``fee`` is the whole fee in ``fee_currency`` (the quote); ``base_fee`` is the part of it the
+    venue took in the traded asset itself (a spot buy on Binance pays in BTC), which the account
+    then holds less of.
+    """
 
     trade_id: str
     client_order_id: str
@@ -74,6 +79,7 @@ class VenueTrade:
     fee_currency: str
     liquidity: Liquidity
     ts_event_ns: int
+    base_fee: Decimal = Decimal(0)
 
 
 class VenueGateway(Protocol):

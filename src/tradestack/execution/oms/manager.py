@@ -249,7 +249,11 @@ class OrderManager:
             fill_id=trade.trade_id,
         )
         new = self.store.record_fill(
-            fill, venue=self.gateway.name, trade_id=trade.trade_id, fee_currency=trade.fee_currency
+            fill,
+            venue=self.gateway.name,
+            trade_id=trade.trade_id,
+            fee_currency=trade.fee_currency,
+            base_fee=trade.base_fee,
         )
         self.stats["fills" if new else "duplicate_fills_ignored"] += 1
         return new

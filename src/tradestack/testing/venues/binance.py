@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
@@ -24,6 +24,9 @@ from tradestack.data.recordings import FrameKind, RecordedFrame, read_recording
 from tradestack.data.venues.binance import event_type, unwrap
 from tradestack.testing.fake_venue import Connection, FakeVenue, TimelineFrame
 from tradestack.testing.faults import FaultPlan
+
+if TYPE_CHECKING:
+    from tradestack.testing.venues.binance_trading import BinanceTradingDesk
 
 SPOT_HOSTS = ("api.binance.com", "stream.binance.com:9443")
 USDM_HOSTS = ("fapi.binance.com", "fstream.binance.com")
@@ -80,7 +83,11 @@ class _TrueBook:
 
 
 class BinanceFakeVenue(FakeVenue):
-    """Replays Binance recordings (cryptofeed or hftbacktest format) for one market type."""
+    """Replays Binance recordings (cryptofeed or hftbacktest format) for one market type.
+
+    With a ``desk`` (``binance_trading.BinanceTradingDesk``) the venue also trades: the desk
+    answers the account's order endpoints and sees every replayed frame.
+    """
 
     def __init__(
         self,
@@ -91,7 +98,9 @@ class BinanceFakeVenue(FakeVenue):
         speed: float | None = None,
         faults: FaultPlan | None = None,
         max_frames: int | None = None,
+        desk: BinanceTradingDesk | None = None,
     ) -> None:
+        self.desk = desk
         self.futures = futures
         self.hosts = USDM_HOSTS if futures else SPOT_HOSTS
         self.exchange_info = _read_rest_body(exchange_info) if exchange_info else None
@@ -102,6 +111,8 @@ class BinanceFakeVenue(FakeVenue):
         super().__init__(
             self._timeline(recordings), speed=speed, faults=faults, max_frames=max_frames
         )
+        if desk is not None:
+            desk.attach(self)
 
     def _timeline(self, recordings: list[Path]) -> list[TimelineFrame]:
         raw: list[RecordedFrame] = []
@@ -147,8 +158,12 @@ class BinanceFakeVenue(FakeVenue):
                 self.true_books[symbol].apply(data)
             else:
                 self._early_diffs.setdefault(symbol, []).append(data)
+        if self.desk is not None:
+            self.desk.on_frame(frame)
 
     async def rest(self, request: web.Request, host: str, path: str) -> web.StreamResponse:
+        if self.desk is not None and self.desk.handles(path):
+            return await self.desk.rest(request, path)
         if path.endswith("/exchangeInfo"):
             if self.exchange_info is None:
                 return _error(404, -1121, "no exchangeInfo recorded for this venue")
