@@ -43,6 +43,7 @@ from tradestack.core.orders import (
     OrderType,
     TimeInForce,
 )
+from tradestack.execution.oms.crash import crash_point
 from tradestack.execution.oms.gateway import (
     OrderNotFound,
     RateLimited,
@@ -145,6 +146,7 @@ class OrderManager:
             tag=intent,
         )
         self.store.record_intent(order, strategy=self.strategy, sequence=sequence, intent=intent)
+        crash_point("intent")
         await self._deliver(order)
         return self._row(coid)
 
@@ -256,6 +258,8 @@ class OrderManager:
             base_fee=trade.base_fee,
         )
         self.stats["fills" if new else "duplicate_fills_ignored"] += 1
+        if new:
+            crash_point("fill")
         return new
 
     async def recover(self) -> list[OrderRow]:
@@ -337,7 +341,9 @@ class OrderManager:
             self.store.set_submit_state(coid, UNKNOWN, self._now_ns())
             await self.resolve(coid)
             return
+        crash_point("sent")
         self._apply(answer)
+        crash_point("ack")
         if answer.filled_qty > 0:
             await self.sync_fills(coid)
 

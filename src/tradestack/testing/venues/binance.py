@@ -241,3 +241,28 @@ def _read_rest_body(path: Path) -> str:
         if " -> " in line[:200] and ": " in line:
             return line.split(": ", 1)[1]
     return text
+
+
+def with_rest_snapshots(source: Path, target: Path) -> Path:
+    """Copy a recording made by our recorder, whose REST depth snapshot is stored as ccxt
+    parsed it (``"t": "snapshot"``), writing that snapshot back as the Binance REST body the
+    venue replays (``"t": "http"``); other records are copied as they are. Returns ``target``."""
+    with gzip.open(source, "rt") as src, gzip.open(target, "wt") as dst:
+        for line in src:
+            record = json.loads(line)
+            if record.get("t") == "snapshot":
+                book = record["data"]
+                symbol = str(record.get("symbol") or "BTCUSDT").replace("/", "")
+                body = {
+                    "lastUpdateId": book["nonce"],
+                    "bids": [[repr(p), repr(s)] for p, s in book["bids"]],
+                    "asks": [[repr(p), repr(s)] for p, s in book["asks"]],
+                }
+                record = {
+                    "t": "http",
+                    "ts_ns": record["ts_ns"],
+                    "url": f"https://api.binance.com/api/v3/depth?symbol={symbol}&limit=1000",
+                    "data": json.dumps(body),
+                }
+            dst.write(json.dumps(record) + "\n")
+    return target
