@@ -76,6 +76,8 @@ class L2BacktestResult(BacktestResult):
 class L2BacktestEngine:
     """Runs one strategy against one instrument's recorded order book (see module docstring)."""
 
+    venue_class: type[L2SimVenue] = L2SimVenue
+
     def __init__(
         self,
         strategy: Strategy,
@@ -108,7 +110,7 @@ class L2BacktestEngine:
             mask |= c.M_TRADE
         if overrides(strategy, "on_book"):
             mask |= c.M_EVENT
-        self.venue = L2SimVenue(
+        self.venue = self.venue_class(
             feed, instrument, self.config, self.portfolio, self._on_order_event, wake_mask=mask
         )
         if starting_position is not None:
