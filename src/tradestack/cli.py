@@ -94,6 +94,13 @@ def _parser() -> argparse.ArgumentParser:
     fake.add_argument("--port", type=int, default=0)
     fake.set_defaults(func=_cmd_fake_venue)
 
+    paper = sub.add_parser("paper", help="paper-trade a book config on the live (or replayed) feed")
+    paper.add_argument("config", type=Path)
+    paper.add_argument("--out", type=Path, help="folder for the report and tables")
+    paper.add_argument("--no-report", action="store_true")
+    paper.add_argument("--quiet", action="store_true")
+    paper.set_defaults(func=_cmd_paper)
+
     kill = sub.add_parser("kill-switch", help="show or set the trading kill switch")
     kill.add_argument("action", choices=["status", "halt", "reduce", "resume"])
     kill.add_argument(
@@ -357,6 +364,77 @@ def _kill_switch(args: argparse.Namespace) -> int:
         print(f"kill switch: {before.value} -> {switch.state.value}: {reason} ({path})")
     else:
         print(f"kill switch: already {before.value} ({path}): {switch.reason or '-'}")
+    return EXIT_OK
+
+
+def _cmd_paper(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+    import tempfile
+
+    from tradestack.data.errors import DataValidationError
+    from tradestack.engine.config import ConfigError, load_config
+    from tradestack.engine.live.session import PaperSessionError, paper_session
+    from tradestack.engine.strategy import ParameterError
+
+    try:
+        config, base = load_config(args.config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    if config.paper is None:
+        return _fail(f"{args.config}: paper trading needs a paper section")
+    paper = config.paper
+
+    async def run(workdir: Path) -> tuple[object, object, object]:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if paper.replay is None:
+            return await paper_session(config, base, stop=stop)
+        from tradestack.data.bars import resolve_data_path
+        from tradestack.testing.fake_venue import FakeVenueServer
+        from tradestack.testing.venues.binance import BinanceFakeVenue, with_rest_snapshots
+        from tradestack.testing.venues.binance_trading import BinanceTradingDesk
+
+        recording = resolve_data_path(paper.replay, base)
+        if recording.name.endswith((".jsonl", ".jsonl.gz")):
+            recording = with_rest_snapshots(recording, workdir / "replay.jsonl.gz")
+        # the desk is the exchange's account side: idle here, it serves the market list
+        desk = BinanceTradingDesk(api_key="replay", secret="replay")
+        venue = BinanceFakeVenue(
+            [recording], futures=paper.venue == "binanceusdm", speed=paper.speed, desk=desk
+        )
+        async with FakeVenueServer(venue) as server:
+            if not args.quiet:
+                print(f"replaying {paper.replay} on {server.base_url} at {paper.speed:g}x")
+            return await paper_session(config, base, base_url=server.base_url, stop=stop)
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            result, stats, state = asyncio.run(run(Path(tmp)))
+    except (ConfigError, DataValidationError, PaperSessionError, ValueError, OSError) as exc:
+        return _fail(f"{args.config}: {exc}")
+    except ParameterError as exc:
+        return _fail(f"{args.config}: params: {exc}")
+    from tradestack.engine.l2 import L2BacktestResult
+    from tradestack.engine.live.session import SessionStats
+
+    assert isinstance(result, L2BacktestResult)
+    assert isinstance(stats, SessionStats)
+    title = config.title or f"{result.strategy.name} — paper {paper.symbol}"
+    if not args.quiet:
+        print(
+            f"paper session ended ({stats.stopped_by}): {stats.events:,} feed events, "
+            f"{len(result.orders)} orders, {len(result.fills)} fills; state: {state}"
+        )
+        _print_summary(result, title)
+    if args.out is not None:
+        from tradestack.engine.outputs import write_outputs
+
+        written = write_outputs(result, args.out, title=title, report=not args.no_report)
+        for name, path in written.items():
+            print(f"wrote {path}" if name != "report.html" else f"report: {path.resolve()}")
     return EXIT_OK
 
 

@@ -110,6 +110,34 @@ class BookDataConfig(_Strict):
         return self
 
 
+class PaperConfig(_Strict):
+    """Paper trading of a ``book`` config: the live feed of ``venue``/``symbol`` (through ccxt)
+    into the L2 simulated venue, state in ``state`` (a SQLite path or a database URL).
+
+    ``base_url`` points the feed at another server (a local fake venue); ``replay`` makes
+    ``tradestack paper`` serve that recording itself on 127.0.0.1 at ``speed`` times its pace
+    (the demo). Without either, the feed is the real exchange's. The session ends on SIGINT or
+    SIGTERM, after ``duration_s``, or when no message came for ``idle_stop_s``.
+    """
+
+    venue: Literal["binance", "binanceusdm"] = "binance"
+    symbol: str = Field(description="the ccxt symbol, e.g. BTC/USDT")
+    base_url: str | None = None
+    replay: str | None = None
+    speed: float = Field(default=10.0, gt=0)
+    state: str = "paper-state.db"
+    hold_ms: int = Field(default=0, ge=0)
+    duration_s: float | None = Field(default=None, gt=0)
+    idle_stop_s: float | None = Field(default=5.0, gt=0)
+    open_orders_at_stop: Literal["cancel", "keep"] = "cancel"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PaperConfig:
+        if self.base_url is not None and self.replay is not None:
+            raise ValueError("give base_url (a server to connect to) or replay, not both")
+        return self
+
+
 class BacktestConfig(_Strict):
     """A whole backtest: strategy by import path and its parameters (or a ``pipeline``), data,
     venue, cash.
@@ -134,6 +162,7 @@ class BacktestConfig(_Strict):
     currency: str = "USD"
     periods_per_year: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     title: str | None = None
+    paper: PaperConfig | None = None
 
     @model_validator(mode="after")
     def _one_series_per_instrument(self) -> BacktestConfig:
@@ -152,6 +181,8 @@ class BacktestConfig(_Strict):
                 raise ValueError("pipeline.interval_ms applies to order-book data; bars step")
         if self.l2_venue and self.book is None:
             raise ValueError("l2_venue settings need a book recording")
+        if self.paper is not None and self.book is None:
+            raise ValueError("paper trading runs on an order book: it needs a book section")
         if self.book is not None and self.venue != VenueConfig():
             raise ValueError("venue settings apply to bar data; an order book uses l2_venue")
         if self.book is not None and self.periods_per_year is not None:

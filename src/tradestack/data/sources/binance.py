@@ -62,7 +62,7 @@ class BinanceAdapter(RestSnapshotAdapter):
         return []
 
     def snapshot_body(self, book: Any) -> dict[str, Any]:
-        return _ccxt_book_body(book)
+        return ccxt_book_body(book)
 
     def watch_calls(self) -> dict[str, Callable[[str], Awaitable[Any]]]:
         ex = self.exchange
@@ -76,7 +76,7 @@ class BinanceAdapter(RestSnapshotAdapter):
         return calls
 
 
-def _ccxt_book_body(book: Any) -> dict[str, Any]:
+def ccxt_book_body(book: Any) -> dict[str, Any]:
     """A ccxt order book (``nonce`` = lastUpdateId) in the REST body shape our sync reads."""
     return {
         "lastUpdateId": book["nonce"],

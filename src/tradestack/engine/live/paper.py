@@ -6,6 +6,11 @@ LiveL2Venue`: rows of received messages go in with :meth:`PaperEngine.on_rows`, 
 runs up to just before the newest exchange time (rows stamped with that time may still be on
 their way from another stream). The strategy's clock is the venue's event time as received,
 so a recorded session traded in paper mode gives the orders and fills of its backtest.
+
+With a :class:`~tradestack.storage.StateStore` every order is stored when it is sent and every
+venue answer and fill when it happens, a fill before the strategy hears of it. Order sequences
+continue from the database's, and fills are stored under ``<session>:<fill id>``, so sessions
+can share one paper database.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ from decimal import Decimal
 import numpy as np
 
 from tradestack.core.instruments import Instrument
+from tradestack.core.orders import Fill, Order, OrderEvent, OrderSubmitted
 from tradestack.engine.l2 import L2BacktestEngine, L2BacktestResult
 from tradestack.engine.strategy import Strategy
 from tradestack.execution.sim import layout as c
 from tradestack.execution.sim.config import L2VenueConfig
 from tradestack.execution.sim.feed import L2Feed
 from tradestack.execution.sim.live import LiveL2Venue, ReorderBuffer
+from tradestack.storage import StateStore
+from tradestack.storage.state import SENT
 
 
 class PaperEngine(L2BacktestEngine):
@@ -44,6 +52,8 @@ class PaperEngine(L2BacktestEngine):
         currency: str = "USD",
         hold_ns: int = 0,
         on_step: Callable[[int], None] | None = None,
+        store: StateStore | None = None,
+        session: str = "paper",
     ) -> None:
         super().__init__(
             strategy, first, instrument=instrument, venue=venue,
@@ -53,6 +63,18 @@ class PaperEngine(L2BacktestEngine):
         self.on_step = on_step
         self._live_venue: LiveL2Venue = self.venue  # type: ignore[assignment]
         self._state = "new"
+        self.store = store
+        self.session = session
+        if store is not None:
+            mine = [r.sequence for r in store.orders() if r.strategy == strategy.name]
+            self.ctx._sequence = max(mine, default=0)
+            send = self._live_venue.submit
+
+            def store_then_send(order: Order, now_ns: int) -> None:
+                self._store_intent(order, now_ns)
+                send(order, now_ns)
+
+            self._live_venue.submit = store_then_send  # type: ignore[method-assign]
 
     def start(self) -> None:
         """Run ``on_start`` and replay the first rows."""
@@ -72,6 +94,30 @@ class PaperEngine(L2BacktestEngine):
             self.drain(self._live_venue.last_exch_ns - 1)
             if self.on_step is not None:
                 self.on_step(self._live_venue.size)
+
+    def _store_intent(self, order: Order, now_ns: int) -> None:
+        assert self.store is not None
+        self.store.record_intent(
+            order,
+            strategy=self.strategy.name,
+            sequence=self.ctx._sequence,
+            intent=order.tag or order.order_type.value,
+        )
+        self.store.set_submit_state(order.client_order_id, SENT, now_ns)
+        self.store.apply_event(OrderSubmitted(order.client_order_id, now_ns))
+
+    def _on_order_event(self, order: Order, event: OrderEvent) -> None:
+        if self.store is not None:
+            if isinstance(event, Fill):
+                self.store.record_fill(
+                    event,
+                    venue="paper",
+                    trade_id=f"{self.session}:{event.fill_id}",
+                    fee_currency=self.portfolio.currency,
+                )
+            else:
+                self.store.apply_event(event)
+        super()._on_order_event(order, event)
 
     def finish(self) -> L2BacktestResult:
         """The stream ended: replay the rest, run ``on_stop`` and return the result."""

@@ -31,6 +31,7 @@ from tradestack.core.ids import InstrumentId
 from tradestack.data.book.sync import BookUpdate, MalformedMessage, SyncState, parse_levels
 from tradestack.data.errors import DataValidationError
 from tradestack.data.recordings import FrameKind, read_recording
+from tradestack.data.sources.binance import ccxt_book_body
 from tradestack.data.venues.binance import (
     BinanceBookSync,
     event_type,
@@ -145,6 +146,16 @@ class L2Feed:
         return L2Feed(self.instrument_id, np.concatenate(parts)[:n_events], self.stats)
 
 
+def event_rows(event: BookUpdate | TradeTick | FundingRate) -> list[Row]:
+    """The feed rows of one normalized live event (book update, trade, funding rate), as a
+    recording of it would give."""
+    if isinstance(event, BookUpdate):
+        return list(_level_rows(event))
+    if isinstance(event, TradeTick):
+        return [_trade_row(event)]
+    return [_funding_row(event)]
+
+
 def _level_rows(update: BookUpdate) -> Iterator[Row]:
     exch, local = update.ts_event_ns, update.ts_recv_ns
     if update.is_snapshot:
@@ -195,8 +206,10 @@ def binance_feed(
     for frame in read_recording(path):
         stats.frames += 1
         try:
-            if frame.kind is FrameKind.REST:
+            if frame.kind is FrameKind.REST or frame.kind is FrameKind.SNAPSHOT:
                 body = json.loads(frame.payload)
+                if frame.kind is FrameKind.SNAPSHOT:  # our recorder keeps ccxt's parsed book
+                    body = ccxt_book_body(body)
                 if "lastUpdateId" not in body:
                     stats.skip("rest")
                     continue

@@ -1,0 +1,165 @@
+"""A paper-trading session: the live feed of one market into the paper engine, on asyncio.
+
+The strategy, its instrument's rules and the L2 venue settings come from the same config (its
+``book`` section) a backtest of a recording runs from; the ``paper`` section names the market
+and where its feed comes from. Market data arrives through ccxt (the same ``CcxtFeed`` and venue
+adapter the recorder uses), each normalized event becomes feed rows, and the rows go into
+:class:`~tradestack.engine.live.paper.PaperEngine` once the first book snapshot has arrived.
+Orders, answers and fills go to the paper state database as they happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tradestack.core.events import FundingRate, MarketEvent, TradeTick
+from tradestack.data.book.sync import BookUpdate
+from tradestack.data.sources.ccxt_feed import CcxtFeed
+from tradestack.data.sources.session import check_symbols, make_adapter, make_exchange
+from tradestack.engine.config import BacktestConfig, ConfigError, PaperConfig
+from tradestack.engine.l2 import L2BacktestEngine, L2BacktestResult
+from tradestack.engine.live.paper import PaperEngine
+from tradestack.engine.loading import build_engine
+from tradestack.execution.sim.feed import CLEAR, L2_EVENT, L2Feed, Row, event_rows
+from tradestack.storage import StateStore, open_database
+
+
+@dataclass
+class SessionStats:
+    """What a session saw: feed events and rows, and why it ended."""
+
+    events: int = 0
+    rows: int = 0
+    started_ns: int = field(default_factory=time.time_ns)
+    stopped_by: str = ""
+
+
+class PaperSessionError(RuntimeError):
+    """The session could not trade (no snapshot arrived, the market is unknown...)."""
+
+
+async def paper_session(
+    config: BacktestConfig,
+    base: Path,
+    *,
+    base_url: str | None = None,
+    stop: asyncio.Event | None = None,
+) -> tuple[L2BacktestResult, SessionStats, Path | str]:
+    """Trade ``config`` on paper until stopped; returns the result, the session's numbers and
+    where its state database is. ``base_url`` overrides ``paper.base_url`` (a replay server the
+    caller started)."""
+    paper = config.paper
+    if paper is None:
+        raise ConfigError("paper trading needs a paper section (venue, symbol, state...)")
+    if config.book is not None and config.book.starting_position:
+        raise ConfigError("book.starting_position is for backtests; paper starts flat")
+    template = build_engine(config, base)
+    if not isinstance(template, L2BacktestEngine):
+        raise ConfigError("paper trading runs order-book (book) configs")
+    state_target: Path | str = paper.state
+    if "://" not in paper.state:
+        state_target = Path(paper.state) if Path(paper.state).is_absolute() else base / paper.state
+    store = StateStore(open_database(state_target, "paper"))
+    stats = SessionStats()
+    stop = stop or asyncio.Event()
+    exchange = make_exchange(paper.venue, base_url=base_url or paper.base_url)
+    try:
+        await exchange.load_markets()
+        check_symbols(paper.venue, exchange.markets, [paper.symbol])
+        queue: asyncio.Queue[MarketEvent | BookUpdate] = asyncio.Queue()
+        feed = CcxtFeed(
+            make_adapter(paper.venue, exchange, [paper.symbol]),
+            queue.put_nowait,
+            kinds=("book", "trades"),
+        )
+        async with feed:
+            engine = await _trade(template, paper, queue, store, stats, stop)
+    finally:
+        await exchange.close()
+    if paper.open_orders_at_stop == "cancel":
+        for order in engine.ctx.open_orders(engine.instrument.id):
+            engine.ctx.cancel(order)
+    result = engine.finish()
+    for ts, value in zip(result.ts_ns.tolist(), result.equity.tolist(), strict=True):
+        store.record_equity(int(ts), float(value))
+    return result, stats, state_target
+
+
+async def _trade(
+    template: L2BacktestEngine,
+    paper: PaperConfig,
+    queue: asyncio.Queue[MarketEvent | BookUpdate],
+    store: StateStore,
+    stats: SessionStats,
+    stop: asyncio.Event,
+) -> PaperEngine:
+    deadline = None if paper.duration_s is None else time.monotonic() + paper.duration_s
+    idle_stop_s = paper.idle_stop_s
+    last = time.monotonic()
+    waiting: list[Row] = []
+    engine: PaperEngine | None = None
+    while True:
+        if stop.is_set():
+            stats.stopped_by = "signal"
+            break
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            stats.stopped_by = "duration"
+            break
+        if engine is not None and idle_stop_s is not None and now - last >= idle_stop_s:
+            stats.stopped_by = "idle"
+            break
+        try:
+            first = await asyncio.wait_for(queue.get(), 0.1)
+        except TimeoutError:
+            continue
+        last = time.monotonic()
+        batch = [first]
+        while not queue.empty():
+            batch.append(queue.get_nowait())
+        rows: list[Row] = []
+        for event in batch:
+            if isinstance(event, BookUpdate | TradeTick | FundingRate):
+                stats.events += 1
+                rows.extend(event_rows(event))
+        stats.rows += len(rows)
+        if engine is not None:
+            engine.on_rows(np.array(rows, dtype=L2_EVENT))
+            continue
+        waiting.extend(rows)
+        if any(row[2] == CLEAR for row in rows):
+            engine = _start(template, paper, waiting, store, stats)
+    if engine is None:
+        raise PaperSessionError(
+            f"no book snapshot arrived before the session ended ({stats.stopped_by}); "
+            "nothing was traded"
+        )
+    return engine
+
+
+def _start(
+    template: L2BacktestEngine,
+    paper: PaperConfig,
+    rows: list[Row],
+    store: StateStore,
+    stats: SessionStats,
+) -> PaperEngine:
+    first = L2Feed.from_rows(template.instrument.id, rows)
+    engine = PaperEngine(
+        template.strategy,
+        first,
+        instrument=template.instrument,
+        venue=template.config,
+        starting_cash=template.portfolio.cash,
+        currency=template.portfolio.currency,
+        hold_ns=paper.hold_ms * 1_000_000,
+        store=store,
+        session=str(stats.started_ns),
+    )
+    engine.start()
+    return engine
