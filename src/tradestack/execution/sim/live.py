@@ -18,8 +18,8 @@ import numpy as np
 from tradestack.core.instruments import Instrument
 from tradestack.data.errors import DataValidationError
 from tradestack.execution.sim.config import L2VenueConfig
-from tradestack.execution.sim.feed import CLEAR, FUNDING, L2_EVENT, L2Feed
-from tradestack.execution.sim.venue import EventSink, L2SimVenue, _message_ends
+from tradestack.execution.sim.feed import CLEAR, FUNDING, L2_EVENT, TRADE, L2Feed
+from tradestack.execution.sim.venue import EventSink, L2SimVenue
 from tradestack.portfolio.account import Portfolio
 
 _COLUMNS = ("exch_ts", "local_ts", "kind", "side", "qty", "px", "ival", "ticks", "order", "ends")
@@ -82,32 +82,31 @@ class LiveL2Venue(L2SimVenue):
         if not k:
             return
         exch = rows["exch_ts"]
-        behind = np.flatnonzero(np.diff(exch, prepend=self._exch_ts[-1]) < 0)
-        if behind.size:
+        last = int(self._exch_ts[-1])
+        if exch[0] < last or (k > 1 and bool((exch[1:] < exch[:-1]).any())):
+            behind = np.flatnonzero(np.diff(exch, prepend=last) < 0)
             i = int(behind[0])
             raise ValueError(
                 f"row {i} of the new rows is stamped {int(exch[i])} ns, before the "
-                f"{int(self._exch_ts[-1] if i == 0 else exch[i - 1])} ns already taken: the "
+                f"{last if i == 0 else int(exch[i - 1])} ns already taken: the "
                 "venue replays rows in exchange-time order (see ReorderBuffer)"
             )
         if self.config.feed_latency_ns is None:
             local = np.maximum.accumulate(np.maximum(rows["local_ts"], self._local_ts.max()))
         else:
             local = exch + self.config.feed_latency_ns
-        order = np.arange(k, dtype=np.int64)
-        chunk = rows.copy()
-        chunk["local_ts"] = local
+        kind = rows["kind"]
         new = {
             "exch_ts": exch,
             "local_ts": local,
-            "kind": rows["kind"],
+            "kind": kind,
             "side": rows["side"],
             "qty": rows["qty"],
             "px": rows["px"],
             "ival": rows["ival"],
             "ticks": self._ticks_of(rows),
-            "order": order + self._n,
-            "ends": _message_ends(chunk, order),
+            "order": np.arange(self._n, self._n + k, dtype=np.int64),
+            "ends": _ends_in_order(exch, local, kind),
         }
         need = self._n + k
         for name, values in new.items():
@@ -150,6 +149,17 @@ class LiveL2Venue(L2SimVenue):
         return out
 
 
+def _ends_in_order(exch: np.ndarray, local: np.ndarray, kind: np.ndarray) -> np.ndarray:
+    """``_message_ends`` for rows already in receive order: 1 where a book row is the last of
+    its venue message (the next row is not a book row of the same two timestamps)."""
+    book = (kind != TRADE) & (kind != FUNDING)
+    ends = np.ones(len(kind), dtype=np.uint8)
+    if len(kind) > 1:
+        same = (local[1:] == local[:-1]) & (exch[1:] == exch[:-1]) & book[1:] & book[:-1]
+        ends[:-1] = ~same
+    return ends
+
+
 class ReorderBuffer:
     """Puts rows from interleaved streams (depth, trades) back in exchange-time order.
 
@@ -169,6 +179,12 @@ class ReorderBuffer:
 
     def push(self, rows: np.ndarray) -> np.ndarray:
         """Take newly received rows; return the rows now safe to replay, in order."""
+        if not self.hold_ns and not self._held and len(rows):
+            exch = rows["exch_ts"]
+            in_order = len(rows) == 1 or not bool((exch[1:] < exch[:-1]).any())
+            if in_order and exch[0] >= self._released:  # nothing to hold or sort
+                self._newest = self._released = max(self._newest, int(exch[-1]))
+                return rows
         if len(rows):
             self._held.append(rows)
             self._newest = max(self._newest, int(rows["exch_ts"].max()))
