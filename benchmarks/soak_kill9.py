@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import signal
-import sys
 import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
 
-from tradestack.execution.oms.crash import ENV, WINDOWS
+from tradestack.execution.oms.crash import WINDOWS
 from tradestack.storage import StateStore, open_database
 from tradestack.testing.fake_venue import FakeVenueServer
-from tradestack.testing.oms_driver import BTC
+from tradestack.testing.oms_driver import BTC, run_driver
 from tradestack.testing.venues.binance import BinanceFakeVenue, with_rest_snapshots
 from tradestack.testing.venues.binance_trading import BinanceTradingDesk
 
@@ -38,20 +36,12 @@ BIG_PLAN = 1_000_000  # the plan never runs out while killing
 
 
 async def _driver(base_url: str, db: Path, steps: int, crash_at: str | None) -> int:
-    env = {**os.environ, "TRADESTACK_API_KEY": KEY, "TRADESTACK_API_SECRET": SECRET}
-    env.pop(ENV, None)
-    if crash_at:
-        env[ENV] = crash_at
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tradestack.testing.oms_driver", "--base-url", base_url,
-        "--db", str(db), "--steps", str(steps), "--seed", "5",
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await proc.communicate()
-    if proc.returncode not in (0, -signal.SIGKILL):
-        raise RuntimeError(f"driver exited {proc.returncode}: {err.decode()[-2000:]}")
-    assert proc.returncode is not None
-    return proc.returncode
+    code, _, err = await run_driver(
+        base_url, db, steps=steps, api_key=KEY, secret=SECRET, crash_at=crash_at
+    )
+    if code not in (0, -signal.SIGKILL):
+        raise RuntimeError(f"driver exited {code}: {err[-2000:]}")
+    return code
 
 
 def _venue_position(desk: BinanceTradingDesk) -> Decimal:

@@ -21,11 +21,13 @@ import random
 import sys
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 
 from tradestack.core.ids import InstrumentId
 from tradestack.core.orders import OrderSide, OrderType
 from tradestack.execution.oms import OrderManager, RetryPolicy
 from tradestack.execution.oms.ccxt_gateway import binance_gateway
+from tradestack.execution.oms.crash import ENV
 from tradestack.execution.oms.reconcile import ReconciliationError, check_fills, reconcile
 from tradestack.storage import StateStore, open_database
 
@@ -107,6 +109,33 @@ async def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         await gateway.close()
+
+
+async def run_driver(
+    base_url: str,
+    db: Path,
+    *,
+    steps: int,
+    api_key: str,
+    secret: str,
+    seed: int = 5,
+    crash_at: str | None = None,
+) -> tuple[int, str, str]:
+    """Run this driver as a child process (``crash_at``: ``<window>:<n>``, see
+    ``execution.oms.crash``); returns its exit code (-9 when it killed itself), stdout and
+    stderr."""
+    env = {**os.environ, "TRADESTACK_API_KEY": api_key, "TRADESTACK_API_SECRET": secret}
+    env.pop(ENV, None)
+    if crash_at:
+        env[ENV] = crash_at
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tradestack.testing.oms_driver", "--base-url", base_url,
+        "--db", str(db), "--steps", str(steps), "--seed", str(seed),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 def main(argv: list[str] | None = None) -> int:

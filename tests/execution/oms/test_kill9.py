@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from tests.execution.oms.test_ccxt_gateway import KEY, SECRET, venue_position
 
-from tradestack.execution.oms.crash import ENV, WINDOWS
+from tradestack.execution.oms.crash import WINDOWS
 from tradestack.storage import StateStore, open_database
 from tradestack.testing.fake_venue import FakeVenueServer
-from tradestack.testing.oms_driver import BTC
+from tradestack.testing.oms_driver import BTC, run_driver
 from tradestack.testing.venues.binance import BinanceFakeVenue
 from tradestack.testing.venues.binance_trading import BinanceTradingDesk
 
@@ -27,18 +25,9 @@ STEPS = 12
 
 
 async def _driver(base_url: str, db: Path, crash_at: str | None) -> tuple[int, str, str]:
-    env = {**os.environ, "TRADESTACK_API_KEY": KEY, "TRADESTACK_API_SECRET": SECRET}
-    env.pop(ENV, None)
-    if crash_at:
-        env[ENV] = crash_at
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tradestack.testing.oms_driver", "--base-url", base_url,
-        "--db", str(db), "--steps", str(STEPS), "--seed", "5",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await run_driver(
+        base_url, db, steps=STEPS, api_key=KEY, secret=SECRET, crash_at=crash_at
+    )
 
 
 def _check(desk: BinanceTradingDesk, db: Path, summary: dict[str, object]) -> None:
