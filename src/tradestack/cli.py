@@ -429,12 +429,7 @@ def _cmd_paper(args: argparse.Namespace) -> int:
             f"{len(result.orders)} orders, {len(result.fills)} fills; state: {state}"
         )
         _print_summary(result, title)
-    if args.out is not None:
-        from tradestack.engine.outputs import write_outputs
-
-        written = write_outputs(result, args.out, title=title, report=not args.no_report)
-        for name, path in written.items():
-            print(f"wrote {path}" if name != "report.html" else f"report: {path.resolve()}")
+    _write_outputs(result, args, title)
     return EXIT_OK
 
 
@@ -486,13 +481,19 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         return EXIT_STRATEGY
     if not args.quiet:
         _print_summary(result, title)
-    if args.out is not None:
-        from tradestack.engine.outputs import write_outputs
-
-        written = write_outputs(result, args.out, title=title, report=not args.no_report)
-        for name, path in written.items():
-            print(f"wrote {path}" if name != "report.html" else f"report: {path.resolve()}")
+    _write_outputs(result, args, title)
     return EXIT_OK
+
+
+def _write_outputs(result: BacktestResult, args: argparse.Namespace, title: str) -> None:
+    """The result's tables and report into ``--out`` (when given), each path printed."""
+    if args.out is None:
+        return
+    from tradestack.engine.outputs import write_outputs
+
+    written = write_outputs(result, args.out, title=title, report=not args.no_report)
+    for name, path in written.items():
+        print(f"wrote {path}" if name != "report.html" else f"report: {path.resolve()}")
 
 
 def _fail(message: str) -> int:
