@@ -15,14 +15,23 @@ strategy that only calls ``ctx.order_target_percent``:
    over close times multiplier, rounded toward zero to whole lots, minus the position and the
    open order; then the submit checks in the venue's order (minimum quantity, shorting, minimum
    notional, buying power after the order) accept or reject it;
-4. after the last event of a timestamp the equity and gross exposure are recorded, summed in feed
-   order as :func:`~tradestack.engine.equity.rebuild_equity` does.
+4. after the last event of a timestamp the equity is recorded, summed in feed order as
+   :func:`~tradestack.engine.equity.rebuild_equity` does (:func:`exposure` rebuilds the gross
+   exposure the same way from the fills, when asked for).
+
+One instrument takes its own loop, :func:`_simulate_one`: its state in scalars, and from one
+decision to the next (a fill, then the bars that only move the mark, then the decision) instead
+of event by event; both loops share the per-step arithmetic through inlined helpers.
 
 Quantities are whole lots and prices whole ticks (int64). Where the ledger rounds a float through
 its shortest ``repr`` as a Decimal (``round_qty``, ``round_price``), the kernel decides on which
 side of a grid point the decimal lies by comparing the float with the correctly rounded grid point
 ``(k * num) / den``: the shortest repr and the float lie on the same side of any short decimal.
 Cash and equity are floats (the ledger's cash is an exact Decimal; the two agree to ~1e-15).
+
+The one-instrument loop indexes with unsigned integers: numba then leaves out the negative-index
+wraparound, which costs a branch per access and made LLVM vectorize the equity loops into
+scatter stores.
 """
 
 from __future__ import annotations
@@ -57,10 +66,20 @@ EXACT = 2.0**52
 MAX_UNITS = 1e14
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _grid(k: int, num: int, den: int) -> float:
     """The float nearest ``k * num / den`` (correctly rounded while the integers are exact)."""
+    if den == 1:
+        return float(k * num)
     return float(k * num) / float(den)
+
+
+@njit(cache=True, inline="always")
+def _units(x: float, num: int, den: int) -> float:
+    """``x * den / num`` in floats (``x`` in grid units), without the exact division by one."""
+    if num == 1:
+        return x * den
+    return x * den / num
 
 
 # Below _SURE, ``x * den / num`` is within 2**-12 of the exact ratio of ``Decimal(repr(x))``
@@ -70,10 +89,10 @@ _SURE = 2.0**40
 _MARGIN = 1.0 / 64.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def floor_units(x: float, num: int, den: int) -> int:
     """Largest ``k >= 0`` with ``k * num / den <= Decimal(repr(x))``, for ``x >= 0``."""
-    guess = x * den / num
+    guess = _units(x, num, den)
     if not guess < EXACT:
         return math.floor(guess)
     k = math.floor(guess)
@@ -86,10 +105,10 @@ def floor_units(x: float, num: int, den: int) -> int:
     return k
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def round_half_even_units(x: float, num: int, den: int) -> int:
     """``Decimal(repr(x)) / (num / den)`` rounded to an integer, half to even, for ``x >= 0``."""
-    guess = x * den / num
+    guess = _units(x, num, den)
     if guess < _SURE:
         k = math.floor(guess)
         frac = guess - k
@@ -144,6 +163,208 @@ def _gross_without(
     return total - own
 
 
+@njit(cache=True, inline="always")
+def _fill_ticks(x: float, num: int, den: int, buy: bool, slip_num: int, slip_scale: int) -> int:
+    """Step 1's price in ticks: ``x`` rounded half-even to the tick, moved against the order by
+    ``slip_num / slip_scale`` and rounded away from it (never a price improvement)."""
+    ticks = round_half_even_units(x, num, den)
+    if slip_num > 0:
+        moved = ticks * (slip_scale + slip_num if buy else slip_scale - slip_num)
+        ticks = -(-moved // slip_scale) if buy else moved // slip_scale
+    return ticks
+
+
+@njit(cache=True, inline="always")
+def _over_leverage(
+    lots: int,
+    lot_num: int,
+    lot_den: int,
+    price: float,
+    mult: float,
+    others: float,
+    equity: float,
+    leverage: float,
+) -> bool:
+    """Whether ``lots`` (>= 0) at ``price``, plus the gross exposure of the other positions,
+    needs more than equity times leverage (the venue's buying-power check)."""
+    needed = _grid(lots, lot_num, lot_den) * price * mult + max(others, 0.0)
+    return needed > equity * leverage
+
+
+@njit(cache=True, inline="always")
+def _booked(
+    lots: int, lot_num: int, lot_den: int, price: float, mult: float, fee_bps: float
+) -> tuple[float, float]:
+    """A fill's change of cash and its taker fee."""
+    notional = _grid(abs(lots), lot_num, lot_den) * price * mult
+    fee = notional * fee_bps / 10_000.0
+    return (-notional if lots > 0 else notional) - fee, fee
+
+
+@njit(cache=True, inline="always")
+def _target(
+    weight: float, equity: float, close: float, mult: float, lot_num: int, lot_den: int
+) -> tuple[int, bool]:
+    """Step 3's target position in lots, and whether it is too many lots for exact rounding."""
+    value = weight * equity
+    lots_f = abs(value) / (close * mult)
+    want = floor_units(lots_f, lot_num, lot_den)
+    return (want if value >= 0 else -want), _units(lots_f, lot_num, lot_den) >= MAX_UNITS
+
+
+@njit(cache=True, inline="always")
+def _submit_status(
+    delta: int,
+    working: int,
+    pos: int,
+    close: float,
+    min_lots: int,
+    allow_short: bool,
+    lot_num: int,
+    lot_den: int,
+    mult: float,
+    min_notional: float,
+) -> int:
+    """Step 3's submit checks up to buying power: :data:`OPEN` or the rejection."""
+    size = abs(delta)
+    if size < min_lots:
+        return REJECT_MIN_QTY
+    if not allow_short and delta < 0 and size + max(-working, 0) > pos:
+        return REJECT_SHORT
+    if _grid(size, lot_num, lot_den) * close * mult < min_notional:
+        return REJECT_MIN_NOTIONAL
+    return OPEN
+
+
+@njit(cache=True, inline="always")
+def _new_order(
+    orders_out: np.ndarray, o_fee: np.ndarray, o: int, j: int, k: int, lots: int, status: int
+) -> None:
+    """Order ``o``, sent at event ``j`` for ``lots`` of instrument ``k``."""
+    at = np.uint64(o)
+    orders_out[EVENT, at] = j
+    orders_out[INSTRUMENT, at] = k
+    orders_out[LOTS, at] = lots
+    orders_out[STATUS, at] = status
+    orders_out[END, at] = -1 if status == OPEN else j
+    orders_out[TICKS, at] = 0
+    o_fee[at] = 0.0
+
+
+@njit(cache=True, inline="always")
+def _end_order(orders_out: np.ndarray, o: int, j: int, ticks: int, status: int) -> None:
+    """Order ``o`` filled or cancelled at event ``j``'s open of ``ticks``."""
+    at = np.uint64(o)
+    orders_out[END, at] = j
+    orders_out[TICKS, at] = ticks
+    orders_out[STATUS, at] = status
+
+
+@njit(cache=True, inline="always")
+def _marked(cash: float, pos: int, qty: float, mark: float, mult: float) -> tuple[float, float]:
+    """One instrument's equity and, as :func:`_gross_without` sums it, the gross exposure of the
+    other positions (none: zero, or NaN with the mark)."""
+    if pos == 0:
+        return cash, 0.0
+    value = qty * mark * mult
+    return cash + value, abs(value) - abs(value)
+
+
+@njit(cache=True)
+def _simulate_one(
+    opens: np.ndarray,
+    closes: np.ndarray,
+    dec_event: np.ndarray,
+    dec_weight: np.ndarray,
+    inst: tuple[int, int, int, int, float, int, float, float],
+    slip_num: int,
+    slip_den: int,
+    allow_short: bool,
+    leverage: float,
+    cash: float,
+    equity_out: np.ndarray,
+    orders_out: np.ndarray,
+    o_fee: np.ndarray,
+) -> tuple[int, int, int]:
+    """:func:`simulate` for one instrument (``inst``: its tick, lot, multiplier, minimum lots,
+    minimum notional and fee), by decision: the fill of the previous decision's order at the
+    next bar's open, the equity of the bars up to the next decision, the decision. No order is
+    working at a decision (the last one ended at the bar after it), and the mark is the bar's
+    open at a fill, its close elsewhere."""
+    tick_num, tick_den, lot_num, lot_den, mult, min_lots, min_notional, fee_bps = inst
+    n = closes.shape[0]
+    n_dec = dec_event.shape[0]
+    slip_scale = 10_000 * slip_den
+    pos = 0
+    qty = 0.0
+    order = -1  # the working order
+    n_orders = 0
+    price_beyond = lots_beyond = -1
+    j = 0  # the bar after the last decision
+    for d in range(n_dec + 1):
+        if order >= 0 and j < n:
+            x = opens[np.uint64(j)]
+            if _units(x, tick_num, tick_den) >= MAX_UNITS and price_beyond < 0:
+                price_beyond = j
+            lots = orders_out[LOTS, np.uint64(order)]
+            ticks = _fill_ticks(x, tick_num, tick_den, lots > 0, slip_num, slip_scale)
+            status = CANCEL_PRICE
+            if ticks > 0:
+                price = _grid(ticks, tick_num, tick_den)
+                after = pos + lots
+                status = FILLED
+                if abs(after) > abs(pos):
+                    equity, others = _marked(cash, pos, qty, x, mult)
+                    if _over_leverage(
+                        abs(after), lot_num, lot_den, price, mult, others, equity, leverage
+                    ):
+                        status = CANCEL_CASH
+                if status == FILLED:
+                    change, fee = _booked(lots, lot_num, lot_den, price, mult, fee_bps)
+                    o_fee[np.uint64(order)] = fee
+                    cash += change
+                    pos = after
+                    qty = _grid(after, lot_num, lot_den)
+            _end_order(orders_out, order, j, ticks, status)
+            order = -1
+        stop = dec_event[d] if d < n_dec else n
+        if pos == 0:
+            for t in range(j, stop):
+                equity_out[np.uint64(t)] = cash
+        else:
+            for t in range(j, stop):
+                at = np.uint64(t)
+                equity_out[at] = cash + qty * closes[at] * mult
+        if stop == n:
+            break
+        close = closes[np.uint64(stop)]
+        equity, others = _marked(cash, pos, qty, close, mult)
+        target, beyond = _target(dec_weight[d], equity, close, mult, lot_num, lot_den)
+        if beyond and lots_beyond < 0:
+            lots_beyond = stop
+        delta = target - pos
+        if delta != 0:
+            status = _submit_status(
+                delta, 0, pos, close, min_lots, allow_short, lot_num, lot_den, mult, min_notional
+            )
+            grows = abs(target) > abs(pos)
+            if (
+                status == OPEN
+                and grows
+                and _over_leverage(
+                    abs(target), lot_num, lot_den, close, mult, others, equity, leverage
+                )
+            ):
+                status = REJECT_CASH
+            _new_order(orders_out, o_fee, n_orders, stop, 0, delta, status)
+            if status == OPEN:
+                order = n_orders
+            n_orders += 1
+        equity_out[np.uint64(stop)] = equity
+        j = stop + 1
+    return n_orders, price_beyond, lots_beyond
+
+
 @njit(cache=True)
 def simulate(
     fid: np.ndarray,
@@ -166,10 +387,9 @@ def simulate(
     leverage: float,
     starting_cash: float,
     equity_out: np.ndarray,
-    gross_out: np.ndarray,
     orders_out: np.ndarray,
     o_fee: np.ndarray,
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int]:
     """Run the merged events; see the module docstring.
 
     Per event ``j``: ``fid[j]`` the instrument (an empty ``fid``: one instrument, index 0),
@@ -180,24 +400,41 @@ def simulate(
     instrument: tick and lot as exact fractions, multiplier, minimum quantity in lots, minimum
     notional, taker fee in bps. Slippage in bps is ``slip_num / slip_den``.
 
-    Writes the equity per timestamp into ``equity_out`` (and the gross exposure into
-    ``gross_out`` when it has a row per event; :func:`exposure` rebuilds it later), and per
-    order a row of ``orders_out`` (:data:`ORDER_COLUMNS`) and its fee into ``o_fee``; all are
-    allocated by the caller with a row per event. Returns (timestamps, orders, the first event
-    whose price or quantity is too many grid units for exact rounding, or -1).
+    Writes the equity per timestamp into ``equity_out`` (a row per event) and per order a
+    column of ``orders_out`` (:data:`ORDER_COLUMNS` rows) and its fee into ``o_fee`` (a column
+    and a value per decision: a decision sends at most one order). Returns (timestamps, orders,
+    the first event whose fill price, and the first whose target position, is too many grid
+    units for exact rounding, or -1).
     """
+    if fid.shape[0] == 0:
+        inst = (
+            tick_num[0],
+            tick_den[0],
+            lot_num[0],
+            lot_den[0],
+            mult[0],
+            min_lots[0],
+            min_notional[0],
+            fee_bps[0],
+        )
+        n_orders, price_beyond, lots_beyond = _simulate_one(
+            opens,
+            closes,
+            dec_event,
+            dec_weight,
+            inst,
+            slip_num,
+            slip_den,
+            allow_short,
+            leverage,
+            starting_cash,
+            equity_out,
+            orders_out,
+            o_fee,
+        )
+        return ts.shape[0], n_orders, price_beyond, lots_beyond
     n = ts.shape[0]
     n_inst = tick_num.shape[0]
-    single = fid.shape[0] == 0
-    with_gross = gross_out.shape[0] == n
-    o_ev = orders_out[EVENT]
-    o_inst = orders_out[INSTRUMENT]
-    o_lots = orders_out[LOTS]
-    o_status = orders_out[STATUS]
-    o_end = orders_out[END]
-    o_ticks = orders_out[TICKS]
-    n_orders = 0
-
     pos = np.zeros(n_inst, dtype=np.int64)
     qty_f = np.zeros(n_inst)
     pending = np.full(n_inst, -1, dtype=np.int64)  # the instrument's working order, if any
@@ -207,69 +444,43 @@ def simulate(
     cash = starting_cash
     slip_scale = 10_000 * slip_den
     slot = 0
-    too_big = -1
-
+    n_orders = 0
+    price_beyond = lots_beyond = -1
     n_dec = dec_event.shape[0]
     d = 0  # the next decision
-    j = 0
-    while j < n:
-        next_dec = dec_event[d] if d < n_dec else n
-        if single and pending[0] < 0 and j < next_dec:
-            # no fill and no decision before the next decision: only the mark moves (step 4)
-            if pos[0] == 0:
-                for t in range(j, next_dec):
-                    equity_out[t] = cash
-                if with_gross:
-                    for t in range(j, next_dec):
-                        gross_out[t] = 0.0
-            else:
-                q, m = qty_f[0], mult[0]
-                for t in range(j, next_dec):
-                    equity_out[t] = cash + q * closes[t] * m
-                if with_gross:
-                    for t in range(j, next_dec):
-                        gross_out[t] = abs(q * closes[t] * m)
-            mark[0] = closes[next_dec - 1]
-            j = slot = next_dec
-            continue
-        k = 0 if single else fid[j]
+    for j in range(n):
+        k = fid[j]
         # 1. the working market order fills at this bar's open
         o = pending[k]
         if o >= 0:
             pending[k] = -1
-            mark[k] = opens[j]
-            lots = o_lots[o]
-            buy = lots > 0
-            if opens[j] * tick_den[k] / tick_num[k] >= MAX_UNITS and too_big < 0:
-                too_big = j
-            ticks = round_half_even_units(opens[j], tick_num[k], tick_den[k])
-            if slip_num > 0:
-                moved = ticks * (slip_scale + slip_num if buy else slip_scale - slip_num)
-                # buys round up, sells down: slippage never becomes price improvement
-                ticks = -(-moved // slip_scale) if buy else moved // slip_scale
-            o_end[o] = j
-            o_ticks[o] = ticks
-            if ticks <= 0:
-                o_status[o] = CANCEL_PRICE
-            else:
+            x = opens[j]
+            mark[k] = x
+            if _units(x, tick_num[k], tick_den[k]) >= MAX_UNITS and price_beyond < 0:
+                price_beyond = j
+            lots = orders_out[LOTS, o]
+            ticks = _fill_ticks(x, tick_num[k], tick_den[k], lots > 0, slip_num, slip_scale)
+            status = CANCEL_PRICE
+            if ticks > 0:
                 price = _grid(ticks, tick_num[k], tick_den[k])
-                after = pos[k] + lots
-                short_of_cash = False
-                if abs(after) > abs(pos[k]):
-                    equity = _equity(cash, open_list, n_open, qty_f, mark, mult)
-                    gross = _gross_without(open_list, n_open, qty_f, mark, mult, k)
-                    after_f = _grid(abs(after), lot_num[k], lot_den[k])
-                    needed = after_f * price * mult[k] + max(gross, 0.0)
-                    short_of_cash = needed > equity * leverage
-                if short_of_cash:
-                    o_status[o] = CANCEL_CASH
-                else:
-                    o_status[o] = FILLED
-                    notional = _grid(abs(lots), lot_num[k], lot_den[k]) * price * mult[k]
-                    fee = notional * fee_bps[k] / 10_000.0
+                was = pos[k]
+                after = was + lots
+                status = FILLED
+                if abs(after) > abs(was) and _over_leverage(
+                    abs(after),
+                    lot_num[k],
+                    lot_den[k],
+                    price,
+                    mult[k],
+                    _gross_without(open_list, n_open, qty_f, mark, mult, k),
+                    _equity(cash, open_list, n_open, qty_f, mark, mult),
+                    leverage,
+                ):
+                    status = CANCEL_CASH
+                if status == FILLED:
+                    change, fee = _booked(lots, lot_num[k], lot_den[k], price, mult[k], fee_bps[k])
                     o_fee[o] = fee
-                    cash += (-notional if buy else notional) - fee
-                    was = pos[k]
+                    cash += change
                     pos[k] = after
                     qty_f[k] = _grid(after, lot_num[k], lot_den[k])
                     if was == 0:
@@ -282,70 +493,61 @@ def simulate(
                         for t in range(at, n_open - 1):
                             open_list[t] = open_list[t + 1]
                         n_open -= 1
+            _end_order(orders_out, o, j, ticks, status)
         # 2. mark at the close
         close = closes[j]
         mark[k] = close
         # 3. the strategy's decision at the close
-        if j == next_dec:
-            w = dec_weight[d]
-            d += 1
+        if d < n_dec and dec_event[d] == j:
             equity = _equity(cash, open_list, n_open, qty_f, mark, mult)
-            value = w * equity
-            lots_f = abs(value) / (close * mult[k])
-            if lots_f * lot_den[k] / lot_num[k] >= MAX_UNITS and too_big < 0:
-                too_big = j
-            want = floor_units(lots_f, lot_num[k], lot_den[k])
-            target = want if value >= 0 else -want
-            working = 0
-            if pending[k] >= 0:
-                working = o_lots[pending[k]]
-            delta = target - pos[k] - working
+            target, beyond = _target(dec_weight[d], equity, close, mult[k], lot_num[k], lot_den[k])
+            d += 1
+            if beyond and lots_beyond < 0:
+                lots_beyond = j
+            working = orders_out[LOTS, pending[k]] if pending[k] >= 0 else 0
+            current = pos[k] + working
+            delta = target - current
             if delta != 0:
-                o = n_orders
-                n_orders += 1
-                o_ev[o] = j
-                o_ticks[o] = 0
-                o_fee[o] = 0.0
-                o_inst[o] = k
-                o_lots[o] = delta
-                o_end[o] = -1
-                status = OPEN
-                size = abs(delta)
-                if size < min_lots[k]:
-                    status = REJECT_MIN_QTY
-                elif not allow_short and delta < 0 and size + max(-working, 0) > pos[k]:
-                    status = REJECT_SHORT
-                elif _grid(size, lot_num[k], lot_den[k]) * close * mult[k] < min_notional[k]:
-                    status = REJECT_MIN_NOTIONAL
-                else:
-                    current = pos[k] + working
-                    after = current + delta
-                    if abs(after) > abs(current):
-                        gross = _gross_without(open_list, n_open, qty_f, mark, mult, k)
-                        after_f = _grid(abs(after), lot_num[k], lot_den[k])
-                        needed = after_f * close * mult[k] + max(gross, 0.0)
-                        if needed > equity * leverage:
-                            status = REJECT_CASH
-                o_status[o] = status
+                status = _submit_status(
+                    delta,
+                    working,
+                    pos[k],
+                    close,
+                    min_lots[k],
+                    allow_short,
+                    lot_num[k],
+                    lot_den[k],
+                    mult[k],
+                    min_notional[k],
+                )
+                if (
+                    status == OPEN
+                    and abs(target) > abs(current)
+                    and _over_leverage(
+                        abs(target),
+                        lot_num[k],
+                        lot_den[k],
+                        close,
+                        mult[k],
+                        _gross_without(open_list, n_open, qty_f, mark, mult, k),
+                        equity,
+                        leverage,
+                    )
+                ):
+                    status = REJECT_CASH
+                _new_order(orders_out, o_fee, n_orders, j, k, delta, status)
                 if status == OPEN:
-                    pending[k] = o
-                else:
-                    o_end[o] = j
+                    pending[k] = n_orders
+                n_orders += 1
         # 4. the equity curve at the end of each timestamp
-        if single or j == n - 1 or ts[j + 1] != ts[j]:
+        if j == n - 1 or ts[j + 1] != ts[j]:
             eq = cash
-            gross_all = 0.0
             for i in range(n_inst):
                 if pos[i] != 0:
-                    value_i = qty_f[i] * mark[i] * mult[i]
-                    eq += value_i
-                    gross_all += abs(value_i)
+                    eq += qty_f[i] * mark[i] * mult[i]
             equity_out[slot] = eq
-            if with_gross:
-                gross_out[slot] = gross_all
             slot += 1
-        j += 1
-    return slot, n_orders, too_big
+    return slot, n_orders, price_beyond, lots_beyond
 
 
 @njit(cache=True)
@@ -361,9 +563,9 @@ def exposure(
     mult: np.ndarray,
     gross_out: np.ndarray,
 ) -> None:
-    """The gross exposure per timestamp that :func:`simulate` records, from its fills (sorted by
-    event; the fill at event ``fill_event[f]`` changes ``fill_inst[f]``'s position by
-    ``fill_lots[f]``), with the same arithmetic in the same order, so equal bit for bit."""
+    """The gross exposure per timestamp (step 4: Σ|position value| at the marks), from the fills
+    of :func:`simulate` (sorted by event; the fill at event ``fill_event[f]`` changes
+    ``fill_inst[f]``'s position by ``fill_lots[f]``), as :func:`simulate` values the positions."""
     n = ts.shape[0]
     n_inst = lot_num.shape[0]
     single = fid.shape[0] == 0

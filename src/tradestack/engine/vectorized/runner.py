@@ -305,14 +305,20 @@ class VectorizedEngine:
                     f"{inst.id} is a perpetual (margined) instrument; the vectorized kernel "
                     "models cash-settled spot and equity instruments only: use BacktestEngine"
                 )
+        # a tick too fine for the instrument's prices shows on its first bar already; the kernel
+        # checks each fill price
         for feed in self.feeds:
-            inst = self.instruments[feed.instrument_id]
-            top = max(np.nanmax(feed.open, initial=0.0), np.nanmax(feed.close, initial=0.0))
-            if top / float(inst.tick_size) >= kernel.MAX_UNITS:
-                raise NotVectorizable(
-                    f"{inst.id}: a price of {top} is more than 1e14 ticks of {inst.tick_size}; "
-                    "the kernel's grid rounding would not be exact: use BacktestEngine"
-                )
+            if len(feed):
+                top = max(float(feed.open[0]), float(feed.close[0]))
+                if top / float(self.instruments[feed.instrument_id].tick_size) >= kernel.MAX_UNITS:
+                    raise self._too_many_ticks(feed.instrument_id, top)
+
+    def _too_many_ticks(self, inst_id: InstrumentId, price: float) -> NotVectorizable:
+        return NotVectorizable(
+            f"{inst_id}: a price of {price} is more than 1e14 ticks of "
+            f"{self.instruments[inst_id].tick_size}; the kernel's grid rounding would not be "
+            "exact: use BacktestEngine"
+        )
 
     def run(self) -> BacktestResult:
         """Compute the target weights, run the kernel and return the result."""
@@ -379,14 +385,15 @@ class VectorizedEngine:
             config.slippage_bps.as_integer_ratio() if config.slippage_bps else (0, 1)
         )
         n = len(ts_all)
-        # numpy allocates the outputs (see the signals module); the gross exposure is rebuilt
-        # from the fills when asked for
+        # numpy allocates the outputs (see the signals module); a decision sends at most one
+        # order; the gross exposure is rebuilt from the fills when asked for
         equity = np.empty(n)
+        n_dec = len(dec_event)
         lot_num = np.array([t[0] for t in lots], dtype=np.int64)
         lot_den = np.array([t[1] for t in lots], dtype=np.int64)
         mult = np.array([float(i.multiplier) for i in insts])
-        orders, fees = np.empty((kernel.ORDER_COLUMNS, n), dtype=np.int64), np.empty(n)
-        n_slots, n_orders, too_big = kernel.simulate(
+        orders, fees = np.empty((kernel.ORDER_COLUMNS, n_dec), dtype=np.int64), np.empty(n_dec)
+        n_slots, n_orders, price_beyond, lots_beyond = kernel.simulate(
             fid,
             ts_all,
             opens,
@@ -407,21 +414,24 @@ class VectorizedEngine:
             float(config.leverage),
             float(self.starting_cash),
             equity,
-            np.empty(0),
             orders,
             fees,
         )
-        if too_big >= 0:
-            inst_id = ids[0 if len(self.feeds) == 1 else int(fid[too_big])]
+        # the first event past the exact range names the problem (a fill precedes a decision)
+        if price_beyond >= 0 and not 0 <= lots_beyond < price_beyond:
+            inst_id = ids[0 if len(self.feeds) == 1 else int(fid[price_beyond])]
+            raise self._too_many_ticks(inst_id, float(opens[price_beyond]))
+        if lots_beyond >= 0:
+            inst_id = ids[0 if len(self.feeds) == 1 else int(fid[lots_beyond])]
             raise NotVectorizable(
-                f"{inst_id}: at {int(ts_all[too_big])} ns an order needs more than 1e14 lots of "
-                f"{self.instruments[inst_id].lot_size}; the kernel's grid rounding would not be "
-                "exact: use BacktestEngine"
+                f"{inst_id}: at {int(ts_all[lots_beyond])} ns an order needs more than 1e14 lots "
+                f"of {self.instruments[inst_id].lot_size}; the kernel's grid rounding would not "
+                "be exact: use BacktestEngine"
             )
         self.last_closes = {f.instrument_id: float(f.close[-1]) for f in self.feeds if len(f)}
         raw = _Kernel(
-            orders[:, :n_orders].copy(),
-            fees[:n_orders].copy(),
+            orders[:, :n_orders],
+            fees[:n_orders],
             (fid, ts_all, opens, closes),
             ids,
             (lot_num, lot_den),
@@ -450,5 +460,5 @@ def _merge_order(feeds: Sequence[BarSeries]) -> tuple[IntArray, IntArray]:
     if len(feeds) == 1:
         return fid, np.arange(lengths[0], dtype=np.int64)
     ts_all = np.concatenate([f.ts_ns for f in feeds])
-    order = np.lexsort((fid, ts_all))
+    order = np.argsort(ts_all, kind="stable")  # stable: ties stay in the feeds' order
     return np.ascontiguousarray(fid[order]), order

@@ -2,7 +2,9 @@
 
 Each twin does the same floating-point operations in the same order as its incremental class, so
 a signal computed here for bar ``i`` equals the value the event-driven strategy sees at bar ``i``
-to the last bit (a crossover decided on a 1e-15 difference decides the same way).
+to the last bit (a crossover decided on a 1e-15 difference decides the same way). The crossover
+divides the running sums only where their cross-multiplied difference cannot tell how the two
+averages compare.
 
 Output arrays are allocated by numpy and filled by the compiled loops: numpy asks the kernel for
 huge pages on large arrays, so the first touch of a fresh 8 MB array costs a few milliseconds
@@ -81,6 +83,20 @@ def _sma_step(
     return total, np.nan, left
 
 
+# The cross-multiplied sums ``f_total * slow`` and ``s_total * fast`` order the averages
+# ``f_total / fast`` and ``s_total / slow`` where their difference exceeds _CLEAR times the first
+# plus _TINY: the two averages then differ by several units in the last place, so their quotients
+# compare the same way (_TINY covers the absolute error of products below the normal range).
+_CLEAR = 2.0**-48
+_TINY = 1e-250
+
+
+@njit(cache=True, inline="always")
+def _compare(f: float, s: float) -> int:
+    """1 where the fast average is above the slow one, -1 below, 0 equal or unordered (NaN)."""
+    return int(f > s) - int(f < s)
+
+
 @njit(cache=True)
 def _sma_cross(
     x: np.ndarray,
@@ -100,46 +116,46 @@ def _sma_cross(
     while start < n and x[start] != x[start]:
         start += 1
     f_total = s_total = 0.0
-    f = s = np.nan
+    side = 0.0  # the last bar's _compare of the averages, as a float
     f_left, s_left = every_fast, every_slow
     warm = start + max(fast, slow)
     t = start
     while t < n:
         if t >= warm:
             # both windows full: plain updates up to the bar before the next rebuild; this
-            # loop is _sma_step's arithmetic written out (a call per value was much slower)
+            # loop is _sma_step's arithmetic written out (a call per value was much slower).
+            # It divides only where the sums do not clearly keep the averages' order. Views
+            # indexed from zero spare the negative-index wraparound of ``x[u - fast]``.
             end = min(n, t + min(f_left, s_left) - 1)
-            for u in range(t, end):
-                v = x[u]
-                f_total += v - x[u - fast]
-                s_total += v - x[u - slow]
-                nf = f_total / fast
-                ns = s_total / slow
-                if f < s and nf > ns:
-                    at[k] = u
-                    out[k] = up
-                    k += 1
-                elif f > s and nf < ns:
-                    at[k] = u
-                    out[k] = down
-                    k += 1
-                f, s = nf, ns
+            new, old_f, old_s = x[t:end], x[t - fast : end - fast], x[t - slow : end - slow]
+            for i in range(end - t):
+                v = new[i]
+                f_total += v - old_f[i]
+                s_total += v - old_s[i]
+                f_cross = f_total * slow
+                gap = f_cross - s_total * fast
+                # the last bar's side still holds where the gap is clearly on it (and
+                # never where the side was 0)
+                if not gap * side > _CLEAR * abs(f_cross) + _TINY:
+                    now = _compare(f_total / fast, s_total / slow)
+                    if now == -side and now != 0:
+                        at[k] = t + i
+                        out[k] = up if now > 0 else down
+                        k += 1
+                    side = float(now)
             f_left -= end - t
             s_left -= end - t
             t = end
             if t == n:
                 break
-        prev_f, prev_s = f, s
         f_total, f, f_left = _sma_step(x, t, start, fast, every_fast, f_total, f_left, p)
         s_total, s, s_left = _sma_step(x, t, start, slow, every_slow, s_total, s_left, p)
-        if prev_f < prev_s and f > s:
+        now = _compare(f, s)
+        if now == -side and now != 0:
             at[k] = t
-            out[k] = up
+            out[k] = up if now > 0 else down
             k += 1
-        elif prev_f > prev_s and f < s:
-            at[k] = t
-            out[k] = down
-            k += 1
+        side = float(now)
         t += 1
     return k
 
