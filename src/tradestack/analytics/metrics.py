@@ -135,8 +135,10 @@ def monthly_returns(ts_ns: npt.ArrayLike, equity: npt.ArrayLike) -> list[tuple[i
     return out
 
 
-def _return_stats(returns: FloatArray, ppy: float, risk_free: float) -> dict[str, float]:
-    """empyrical's sharpe/sortino/max_drawdown/annual_return/annual_volatility/calmar."""
+def return_stats(returns: FloatArray, ppy: float, risk_free: float) -> dict[str, float]:
+    """empyrical's sharpe/sortino/max_drawdown/annual_return/annual_volatility/calmar of simple
+    returns, ``ppy`` periods a year (the ratios of :func:`compute_metrics`, for callers such as
+    sweeps that need only these)."""
     n = returns.size
     nan_stats = dict.fromkeys(("cagr", "volatility", "sharpe", "sortino", "max_dd"), _NAN)
     if n < 1:
@@ -258,7 +260,7 @@ def compute_metrics(
             raise ValueError("periods_per_year must be positive")
     with np.errstate(divide="ignore", invalid="ignore"):
         returns: FloatArray = eq[1:] / eq[:-1] - 1.0 if n >= 2 else np.empty(0, np.float64)
-        stats = _return_stats(returns, ppy, risk_free)
+        stats = return_stats(returns, ppy, risk_free)
     dd_bars, dd_days = _drawdown_durations(ts, eq)
     if starting_equity is not None:
         start_eq = float(starting_equity)
@@ -296,4 +298,5 @@ __all__ = [
     "drawdown_series",
     "infer_periods_per_year",
     "monthly_returns",
+    "return_stats",
 ]

@@ -10,7 +10,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -28,6 +28,15 @@ from tradestack.engine.config import BacktestConfig, BookDataConfig, ConfigError
 from tradestack.engine.strategy import Strategy
 from tradestack.engine.vectorized import NotVectorizable, VectorizedEngine
 from tradestack.execution.bar_venue import BarVenueConfig
+
+
+class BarReader(Protocol):
+    """Reads one instrument's bar file, as :func:`tradestack.data.load_bars`: the hook through
+    which a sweep's workers hand :func:`build_engine` their cache of already-read files."""
+
+    def __call__(
+        self, path: Path, instrument_id: InstrumentId, *, timezone: str, time_column: str | None
+    ) -> BarSeries: ...
 
 
 def import_strategy(spec: str, base: Path | None = None) -> type[Strategy]:
@@ -90,12 +99,14 @@ def build_engine(
     progress: ProgressFn | None = None,
     *,
     vectorized: bool = False,
+    read_bars: BarReader | None = None,
 ) -> BacktestEngine | L2BacktestEngine | VectorizedEngine:
     """Everything is loaded and checked before the engine exists, so a bad input writes nothing.
 
     ``vectorized``: the compiled runner instead of the event loop (bar data, a strategy that
     states target weights; same trades and equity curve), or a :class:`ConfigError` saying why
-    this config cannot run that way."""
+    this config cannot run that way. ``read_bars`` reads each ``data`` entry's file
+    (:func:`~tradestack.data.load_bars` by default)."""
     if vectorized and (config.pipeline is not None or config.book is not None):
         raise ConfigError(
             "the vectorized runner takes bar data and a strategy with target weights; "
@@ -111,7 +122,7 @@ def build_engine(
     if config.book is not None:
         feed, instrument, seed = _load_book(config.book, base)
         return _l2_engine(config, strategy, feed, instrument, seed)
-    feeds, instruments = _load_bars(config, base)
+    feeds, instruments = _load_bars(config, base, read_bars)
     if vectorized:
         try:
             return VectorizedEngine(strategy, feeds, **_bar_engine_args(config, instruments))
@@ -120,13 +131,17 @@ def build_engine(
     return _bar_engine(config, strategy, feeds, instruments, progress)
 
 
-def _load_bars(config: BacktestConfig, base: Path) -> tuple[list[BarSeries], list[Instrument]]:
+def _load_bars(
+    config: BacktestConfig, base: Path, read_bars: BarReader | None = None
+) -> tuple[list[BarSeries], list[Instrument]]:
+    if read_bars is None:
+        read_bars = load_bars
     feeds, instruments = [], []
     for n, entry in enumerate(config.data):
         inst_id = InstrumentId.parse(entry.instrument)
         path = resolve_data_path(entry.path, base)
         try:
-            series = load_bars(
+            series = read_bars(
                 path, inst_id, timezone=entry.timezone, time_column=entry.time_column
             )
         except DataValidationError:

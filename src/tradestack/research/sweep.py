@@ -4,6 +4,11 @@ A variant is the config with some values replaced: a bare name (``fast``) is a s
 parameter, a dotted path (``pipeline.horizon``, ``venue.slippage_bps``) any other field. Every
 variant runs the same engine the ``backtest`` command runs; a variant whose parameters are
 invalid (``fast >= slow``) is recorded with its error and the sweep goes on.
+
+On the vectorized runner a process reads each bar file once (:class:`BarCache`) and the metrics
+come from the kernel's fills without the Decimal ledger
+(:func:`~tradestack.engine.vectorized.summary.sweep_metrics`), so a variant costs about what its
+simulation does.
 """
 
 from __future__ import annotations
@@ -21,11 +26,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from tradestack.research.sweep_diagnostics import daily_returns
+
+if TYPE_CHECKING:
+    from tradestack.core.ids import InstrumentId
+    from tradestack.core.series import BarSeries
 
 METRIC_COLUMNS = (
     "sharpe",
@@ -130,22 +139,89 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
     return out
 
 
+class BarCache:
+    """Bar files read once per process: every variant of a sweep trades the same data, so a
+    worker reads a file for its first variant and hands the same series to the later ones while
+    the file is unchanged: same size, inode, modification and status-change times (a write, a
+    replacement or a ``touch`` changes one of them, and the file is read again).
+
+    File times tick as coarsely as the filesystem's clock (milliseconds to seconds): a file
+    changed within the last ``settle_s`` seconds could change again without a new time, so it
+    is read on every call until it has been quiet that long. Entries are keyed by the resolved
+    path and the loading options; the series are shared, so nothing may write into their arrays
+    (the engines only read them).
+    """
+
+    def __init__(self, settle_s: float = 2.0) -> None:
+        self.settle_ns = int(settle_s * 1e9)
+        self._entries: dict[
+            tuple[str, InstrumentId, str, str | None], tuple[tuple[int, ...], BarSeries]
+        ] = {}
+
+    def __call__(
+        self, path: Path, instrument_id: InstrumentId, *, timezone: str, time_column: str | None
+    ) -> BarSeries:
+        """The series :func:`tradestack.data.load_bars` reads from ``path`` now."""
+        from tradestack.data import load_bars
+
+        now = time.time_ns()
+        try:
+            stat = path.stat()  # before the read: a change during it shows at the next call
+        except OSError:  # the loader says what is wrong with the path
+            return load_bars(path, instrument_id, timezone=timezone, time_column=time_column)
+        key = (str(path.resolve()), instrument_id, timezone, time_column)
+        stamp = (stat.st_size, stat.st_ino, stat.st_dev, stat.st_mtime_ns, stat.st_ctime_ns)
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        series = load_bars(path, instrument_id, timezone=timezone, time_column=time_column)
+        if now - max(stat.st_mtime_ns, stat.st_ctime_ns) > self.settle_ns:
+            self._entries[key] = (stamp, series)
+        else:
+            self._entries.pop(key, None)
+        return series
+
+    @property
+    def n_files(self) -> int:
+        """How many files (with their loading options) are held."""
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Forget every series read so far."""
+        self._entries.clear()
+
+
+_BARS = BarCache()
+"""This process's bar files, for the vectorized variants it runs."""
+
+
 def run_variant(
     raw: Mapping[str, Any], base: str, params: Mapping[str, Any], vectorized: bool = False
 ) -> dict[str, Any]:
     """Run one variant; returns its parameters, metrics, run time and error (if any), and its
     daily returns under the private keys ``_days`` / ``_returns`` (for the overfitting
-    diagnostics; not written to the results table)."""
+    diagnostics; not written to the results table). Vectorized variants read their bar files
+    through this process's :class:`BarCache` and take their metrics from
+    :func:`~tradestack.engine.vectorized.summary.sweep_metrics`."""
     from tradestack.engine.backtest import BacktestError
     from tradestack.engine.config import BacktestConfig, ConfigError, format_validation_error
     from tradestack.engine.loading import build_engine
+    from tradestack.engine.vectorized import VectorizedResult
+    from tradestack.engine.vectorized.summary import sweep_metrics
 
     row: dict[str, Any] = dict(params)
     started = time.perf_counter()
     try:
         config = BacktestConfig.model_validate(apply_overrides(raw, params))
-        result = build_engine(config, Path(base), vectorized=vectorized).run()
-        metrics = result.metrics().to_dict()
+        if vectorized:
+            engine = build_engine(config, Path(base), vectorized=True, read_bars=_BARS)
+        else:
+            engine = build_engine(config, Path(base))
+        result = engine.run()
+        if isinstance(result, VectorizedResult):
+            metrics = sweep_metrics(result)
+        else:
+            metrics = result.metrics().to_dict()
         row.update({k: _plain(metrics.get(k)) for k in METRIC_COLUMNS})
         row["error"] = ""
         days, rets = daily_returns(result.ts_ns, result.equity)
@@ -204,8 +280,11 @@ def _local_rows(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     n = max(1, min(workers or os.cpu_count() or 1, len(variants)))
     if n == 1:
-        for i, params in enumerate(variants):
-            yield i, run_variant(raw, base, params, vectorized)
+        try:
+            for i, params in enumerate(variants):
+                yield i, run_variant(raw, base, params, vectorized)
+        finally:  # this process goes on: do not keep the sweep's data alive
+            _BARS.clear()
         return
     # spawn, not fork: a forked child can inherit a lock some library thread held (a deadlock)
     with ProcessPoolExecutor(
