@@ -117,3 +117,11 @@ def test_sigterm_stops_the_session_cleanly(examples_dir: Path, tmp_path: Path) -
     assert "paper session ended (signal)" in out
     store = StateStore(open_database(tmp_path / "paper.db", "paper"))
     assert store.orders() and not store.orders(open_only=True)  # open orders canceled at stop
+
+
+def test_a_market_the_venue_does_not_list_is_refused(
+    examples_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _config(examples_dir, tmp_path, speed=25, idle_stop_s=1, symbol="ETH/BTC")
+    assert main(["paper", str(config), "--quiet"]) == 2
+    assert "binance has no market 'ETH/BTC'" in capsys.readouterr().err

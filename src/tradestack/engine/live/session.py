@@ -71,6 +71,13 @@ async def paper_session(
     try:
         await exchange.load_markets()
         check_symbols(paper.venue, exchange.markets, [paper.symbol])
+        market = exchange.market(paper.symbol)
+        traded = template.instrument.id.symbol
+        if traded.replace("/", "").replace("-", "").upper() != str(market["id"]).upper():
+            raise ConfigError(
+                f"paper.symbol {paper.symbol!r} is {market['id']} at {paper.venue}, but the book "
+                f"section trades {traded!r}: the feed and the instrument rules must be one market"
+            )
         queue: asyncio.Queue[MarketEvent | BookUpdate] = asyncio.Queue()
         feed = CcxtFeed(
             make_adapter(paper.venue, exchange, [paper.symbol]),
