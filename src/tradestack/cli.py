@@ -101,6 +101,10 @@ def _parser() -> argparse.ArgumentParser:
     paper.add_argument("--quiet", action="store_true")
     paper.set_defaults(func=_cmd_paper)
 
+    live = sub.add_parser("live", help="trade a book config live (or dry) through ccxt")
+    live.add_argument("config", type=Path)
+    live.set_defaults(func=_cmd_live)
+
     kill = sub.add_parser("kill-switch", help="show or set the trading kill switch")
     kill.add_argument("action", choices=["status", "halt", "reduce", "resume"])
     kill.add_argument(
@@ -430,6 +434,49 @@ def _cmd_paper(args: argparse.Namespace) -> int:
         )
         _print_summary(result, title)
     _write_outputs(result, args, title)
+    return EXIT_OK
+
+
+def _cmd_live(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from tradestack.data.errors import DataValidationError
+    from tradestack.engine.config import ConfigError, load_config
+    from tradestack.engine.live.live import LiveStartRefused, live_session
+    from tradestack.execution.oms.reconcile import ReconciliationError
+
+    try:
+        config, base = load_config(args.config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+
+    async def run() -> object:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await live_session(config, base, stop=stop)
+
+    try:
+        summary = asyncio.run(run())
+    except ReconciliationError as exc:
+        return _fail(f"{args.config}: the venue and the state database disagree:\n{exc}")
+    except (LiveStartRefused, ConfigError, DataValidationError, ValueError, OSError) as exc:
+        return _fail(f"{args.config}: {exc}")
+    from tradestack.engine.live.live import LiveSummary
+
+    assert isinstance(summary, LiveSummary)
+    for line in summary.dry_log:
+        print(line)
+    for report in (summary.start, summary.end):
+        if report is not None:
+            print(report.render())
+    mode = "dry run" if summary.dry_run else "live"
+    print(
+        f"{mode} session ended ({summary.stopped_by}): {summary.events:,} feed events, "
+        f"{summary.orders} orders, {summary.fills} fills"
+    )
     return EXIT_OK
 
 

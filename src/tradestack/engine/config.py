@@ -138,6 +138,38 @@ class PaperConfig(_Strict):
         return self
 
 
+LIVE_CONFIRMATION = "send real orders"
+
+
+class LiveConfig(_Strict):
+    """Live trading of a ``book`` config on ``venue``/``symbol`` through ccxt.
+
+    It starts only with ``confirm: "send real orders"`` and the API key and secret in the
+    environment variables ``key_env``/``secret_env`` (never in the file). ``dry_run`` runs the
+    strategy on the live feed and logs every order and cancel it would send, sending nothing
+    (no credentials needed). ``reserve`` is what the account holds besides this strategy's
+    position (e.g. ``{BTC: 10}``); ``check_every_s`` paces the check for fills the stream missed.
+    """
+
+    venue: Literal["binance"] = "binance"
+    symbol: str = Field(description="the ccxt symbol, e.g. BTC/USDT")
+    base_url: str | None = None
+    state: str = "live-state.db"
+    confirm: str = ""
+    dry_run: bool = False
+    key_env: str = "TRADESTACK_API_KEY"
+    secret_env: str = "TRADESTACK_API_SECRET"
+    reserve: dict[str, Decimal] = Field(default_factory=dict)
+    check_every_s: float = Field(default=5.0, gt=0)
+    duration_s: float | None = Field(default=None, gt=0)
+    idle_stop_s: float | None = Field(default=None, gt=0)
+    open_orders_at_stop: Literal["cancel", "keep"] = "cancel"
+    kill_switch: str | None = Field(
+        default=None,
+        description="the kill switch's state file; writing halt into <file>.flag halts trading",
+    )
+
+
 class BacktestConfig(_Strict):
     """A whole backtest: strategy by import path and its parameters (or a ``pipeline``), data,
     venue, cash.
@@ -163,6 +195,7 @@ class BacktestConfig(_Strict):
     periods_per_year: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     title: str | None = None
     paper: PaperConfig | None = None
+    live: LiveConfig | None = None
 
     @model_validator(mode="after")
     def _one_series_per_instrument(self) -> BacktestConfig:
@@ -181,8 +214,8 @@ class BacktestConfig(_Strict):
                 raise ValueError("pipeline.interval_ms applies to order-book data; bars step")
         if self.l2_venue and self.book is None:
             raise ValueError("l2_venue settings need a book recording")
-        if self.paper is not None and self.book is None:
-            raise ValueError("paper trading runs on an order book: it needs a book section")
+        if (self.paper is not None or self.live is not None) and self.book is None:
+            raise ValueError("paper and live trading run on an order book: give a book section")
         if self.book is not None and self.venue != VenueConfig():
             raise ValueError("venue settings apply to bar data; an order book uses l2_venue")
         if self.book is not None and self.periods_per_year is not None:

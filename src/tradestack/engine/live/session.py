@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from tradestack.core.events import FundingRate, MarketEvent, TradeTick
+from tradestack.core.instruments import Instrument
 from tradestack.data.book.sync import BookUpdate
 from tradestack.data.sources.ccxt_feed import CcxtFeed
 from tradestack.data.sources.session import check_symbols, make_adapter, make_exchange
@@ -67,27 +70,10 @@ async def paper_session(
     store = StateStore(open_database(state_target, "paper"))
     stats = SessionStats()
     stop = stop or asyncio.Event()
-    exchange = make_exchange(paper.venue, base_url=base_url or paper.base_url)
-    try:
-        await exchange.load_markets()
-        check_symbols(paper.venue, exchange.markets, [paper.symbol])
-        market = exchange.market(paper.symbol)
-        traded = template.instrument.id.symbol
-        if traded.replace("/", "").replace("-", "").upper() != str(market["id"]).upper():
-            raise ConfigError(
-                f"paper.symbol {paper.symbol!r} is {market['id']} at {paper.venue}, but the book "
-                f"section trades {traded!r}: the feed and the instrument rules must be one market"
-            )
-        queue: asyncio.Queue[MarketEvent | BookUpdate] = asyncio.Queue()
-        feed = CcxtFeed(
-            make_adapter(paper.venue, exchange, [paper.symbol]),
-            queue.put_nowait,
-            kinds=("book", "trades"),
-        )
-        async with feed:
-            engine = await _trade(template, paper, queue, store, stats, stop)
-    finally:
-        await exchange.close()
+    async with market_feed(
+        paper.venue, paper.symbol, template.instrument, base_url or paper.base_url
+    ) as (queue, _):
+        engine = await _trade(template, paper, queue, store, stats, stop)
     if paper.open_orders_at_stop == "cancel":
         for order in engine.ctx.open_orders(engine.instrument.id):
             engine.ctx.cancel(order)
@@ -95,6 +81,33 @@ async def paper_session(
     for ts, value in zip(result.ts_ns.tolist(), result.equity.tolist(), strict=True):
         store.record_equity(int(ts), float(value))
     return result, stats, state_target
+
+
+@asynccontextmanager
+async def market_feed(
+    venue: str, symbol: str, instrument: Instrument, base_url: str | None
+) -> AsyncIterator[tuple[asyncio.Queue[MarketEvent | BookUpdate], CcxtFeed]]:
+    """The market's live feed (ccxt.pro, the recorder's venue adapter and book sync): its
+    normalized events arrive on the queue. The symbol must be the instrument's market."""
+    exchange = make_exchange(venue, base_url=base_url)
+    try:
+        await exchange.load_markets()
+        check_symbols(venue, exchange.markets, [symbol])
+        market = exchange.market(symbol)
+        traded = instrument.id.symbol
+        if traded.replace("/", "").replace("-", "").upper() != str(market["id"]).upper():
+            raise ConfigError(
+                f"{symbol!r} is {market['id']} at {venue}, but the book section trades "
+                f"{traded!r}: the feed and the instrument rules must be one market"
+            )
+        queue: asyncio.Queue[MarketEvent | BookUpdate] = asyncio.Queue()
+        feed = CcxtFeed(
+            make_adapter(venue, exchange, [symbol]), queue.put_nowait, kinds=("book", "trades")
+        )
+        async with feed:
+            yield queue, feed
+    finally:
+        await exchange.close()
 
 
 async def _trade(

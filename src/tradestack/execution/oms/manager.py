@@ -105,6 +105,8 @@ class OrderManager:
     ) -> None:
         self.store = store
         self.kill_switch = kill_switch
+        #: called with each new fill once it is stored (a runtime hands it to the strategy)
+        self.on_fill: Callable[[Fill], None] | None = None
         self.gateway = gateway
         self.strategy = strategy
         self.limiter = limiter
@@ -145,10 +147,16 @@ class OrderManager:
             ts_init_ns=self._now_ns(),
             tag=intent,
         )
+        return await self.submit_order(order, sequence=sequence, intent=intent)
+
+    async def submit_order(self, order: Order, *, sequence: int, intent: str) -> OrderRow:
+        """:meth:`submit` for an order built elsewhere (a strategy context numbers its own):
+        its client order id must come from ``(strategy, instrument, intent, sequence)``."""
+        self._check_switch(order.instrument_id, order.side, order.qty)
         self.store.record_intent(order, strategy=self.strategy, sequence=sequence, intent=intent)
         crash_point("intent")
         await self._deliver(order)
-        return self._row(coid)
+        return self._row(order.client_order_id)
 
     async def cancel(self, client_order_id: str) -> OrderRow:
         """Ask the venue to cancel; an unknown outcome is settled by looking the order up."""
@@ -260,6 +268,8 @@ class OrderManager:
         self.stats["fills" if new else "duplicate_fills_ignored"] += 1
         if new:
             crash_point("fill")
+            if self.on_fill is not None:
+                self.on_fill(fill)
         return new
 
     async def recover(self) -> list[OrderRow]:
