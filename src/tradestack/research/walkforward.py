@@ -48,16 +48,8 @@ from tradestack.research.sweep import (
     sort_rows,
 )
 
-TEST_COLUMNS = (
-    "sharpe",
-    "total_return",
-    "cagr",
-    "max_drawdown",
-    "volatility",
-    "sortino",
-    "n_trades",
-    "win_rate",
-)
+#: the sweep's columns but the final equity and fees, which a test window's slice does not own
+TEST_COLUMNS = METRIC_COLUMNS[: METRIC_COLUMNS.index("win_rate") + 1]
 
 
 class WalkForwardError(ValueError):
