@@ -22,13 +22,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 ## demo: install, run the BTC L2 pipeline (and the other examples) on bundled real data, then a
-## short paper session on a recorded Binance feed replayed on 127.0.0.1
+## short paper session: the pipeline trades a recorded Binance feed replayed on 127.0.0.1
 demo: $(VENV)/.installed
 	$(BIN)/tradestack backtest examples/pipeline_btc_l2.yaml --out $(OUT)/pipeline_btc_l2
 	$(BIN)/tradestack backtest examples/pipeline_equities_daily.yaml --out $(OUT)/pipeline_equities_daily
 	$(BIN)/tradestack backtest examples/l2_market_making.yaml --out $(OUT)/l2_market_making
 	$(BIN)/tradestack replay examples/data/recordings/binance-spot-btcusdt-2024-08-08.jsonl.gz --catalog $(OUT)/catalog --require-clean
-	$(BIN)/tradestack paper examples/paper_binance_spot.yaml --out $(OUT)/paper_binance_spot
+	$(BIN)/tradestack paper examples/paper_pipeline_binance_spot.yaml --out $(OUT)/paper_pipeline_binance_spot
 
 ## test: install dev extras, then lint, type check, layer contracts and the whole test suite
 test: lint typecheck unit

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tradestack.data.sources.session import Progress
@@ -70,6 +70,21 @@ def _parser() -> argparse.ArgumentParser:
     record.add_argument("--out", type=Path, default=Path("data"), help="raw/ and catalog/ go here")
     record.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C)")
     record.add_argument("--base-url", help="connect here instead of the exchange (a fake venue)")
+    record.add_argument(
+        "--publish",
+        nargs="?",
+        const="",
+        metavar="REDIS_URL",
+        help="also publish every event to Redis Streams md:<venue>:<symbol> (default URL: "
+        "$REDIS_URL, else redis://127.0.0.1:6379/0)",
+    )
+    record.add_argument(
+        "--keyframe-every",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="with --publish: a keyframe of each book this often (late consumers start from it)",
+    )
     record.set_defaults(func=_cmd_record)
 
     replay = sub.add_parser("replay", help="replay a raw recording through the live code path")
@@ -243,22 +258,44 @@ def _cmd_record(args: argparse.Namespace) -> int:
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     raw = args.out / "raw" / f"{args.venue}-{stamp}.jsonl.gz"
+
+    async def run() -> tuple[Any, dict[str, int]]:
+        kwargs = {
+            "raw_path": raw,
+            "catalog_root": args.out / "catalog",
+            "duration_s": args.duration,
+            "base_url": args.base_url,
+            "progress": _progress_printer(),
+        }
+        if args.publish is None:
+            return await record(args.venue, symbols, kinds, **kwargs), {}
+        from tradestack.bus import connect
+        from tradestack.bus.market_data import MarketDataPublisher
+
+        client = connect(args.publish or None)
+        try:
+            await client.ping()
+            publisher = MarketDataPublisher(client, keyframe_every_s=args.keyframe_every)
+            stop = asyncio.Event()
+            flushing = asyncio.get_running_loop().create_task(publisher.run(stop))
+            try:
+                state = await record(args.venue, symbols, kinds, also=publisher, **kwargs)
+            finally:
+                stop.set()
+                await flushing
+            return state, publisher.published
+        finally:
+            await client.aclose()
+
     try:
-        state = asyncio.run(
-            record(
-                args.venue,
-                symbols,
-                kinds,
-                raw_path=raw,
-                catalog_root=args.out / "catalog",
-                duration_s=args.duration,
-                base_url=args.base_url,
-                progress=_progress_printer(),
-            )
-        )
+        state, published = asyncio.run(run())
     except ValueError as exc:
         return _fail(str(exc))
+    except (ConnectionError, OSError) as exc:
+        return _fail(f"--publish: cannot reach Redis: {exc}")
     print(f"\nrecorded {state.line()}\nraw: {raw}\ncatalog: {args.out / 'catalog'}")
+    for stream, count in published.items():
+        print(f"published {count:,} entries to {stream}")
     return EXIT_OK
 
 

@@ -56,7 +56,8 @@ def cmd_paper(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             result, stats, state = asyncio.run(run(Path(tmp)))
     except (ConfigError, DataValidationError, PaperSessionError, ValueError, OSError) as exc:
-        return _fail(f"{args.config}: {exc}")
+        notes = "".join("\n" + note for note in getattr(exc, "__notes__", ()))
+        return _fail(f"{args.config}: {exc}{notes}")
     except ParameterError as exc:
         return _fail(f"{args.config}: params: {exc}")
     from tradestack.engine.l2 import L2BacktestResult
@@ -70,6 +71,13 @@ def cmd_paper(args: argparse.Namespace) -> int:
             f"paper session ended ({stats.stopped_by}): {stats.events:,} feed events, "
             f"{len(result.orders)} orders, {len(result.fills)} fills; state: {state}"
         )
+        if stats.source:
+            print(stats.source)
+        if stats.late_rows:
+            print(
+                f"{stats.late_rows:,} rows arrived after later-stamped rows had been replayed "
+                "and were restamped; a larger paper.hold_ms waits for them"
+            )
         _print_summary(result, title)
     _write_outputs(result, args, title)
     return EXIT_OK

@@ -44,6 +44,7 @@ from tradestack.core.events import (
     TradeTick,
 )
 from tradestack.core.ids import InstrumentId
+from tradestack.data.book.sync import BookUpdate
 
 __all__ = [
     "DEFAULT_REDIS_URL",
@@ -94,7 +95,7 @@ class Signal(msgspec.Struct, frozen=True, gc=False):
             raise ValueError(f"signal {self.strategy!r}: price must be positive, got {self.price}")
 
 
-BusMessage = MarketEvent | Signal
+BusMessage = MarketEvent | BookUpdate | Signal
 
 _TYPES: dict[bytes, type[Any]] = {
     b"bar": Bar,
@@ -104,6 +105,7 @@ _TYPES: dict[bytes, type[Any]] = {
     b"book_snapshot": OrderBookSnapshot,
     b"funding": FundingRate,
     b"signal": Signal,
+    b"book_update": BookUpdate,
 }
 _TAGS: dict[type[Any], bytes] = {cls: tag for tag, cls in _TYPES.items()}
 _VERSION = str(SCHEMA_VERSION).encode()

@@ -110,20 +110,39 @@ class BookDataConfig(_Strict):
         return self
 
 
+class BusFeedConfig(_Strict):
+    """Market data from a Redis stream that ``tradestack record --publish`` fills, instead of
+    an exchange connection of the session's own (see :mod:`tradestack.bus.market_data`).
+
+    ``group`` is this strategy process's consumer group (each group gets every event; keep the
+    name and ``consumer`` stable, so a restart resumes where it stopped). A new group starts at
+    the stream's beginning (``earliest``) or with what is published from now on (``latest``).
+    ``url`` defaults to ``$REDIS_URL``, else ``redis://127.0.0.1:6379/0``.
+    """
+
+    url: str | None = None
+    group: str = Field(min_length=1)
+    consumer: str = Field(default="1", min_length=1)
+    prefix: str = "md"
+    start: Literal["earliest", "latest"] = "latest"
+
+
 class PaperConfig(_Strict):
     """Paper trading of a ``book`` config: the live feed of ``venue``/``symbol`` (through ccxt)
     into the L2 simulated venue, state in ``state`` (a SQLite path or a database URL).
 
     ``base_url`` points the feed at another server (a local fake venue); ``replay`` makes
     ``tradestack paper`` serve that recording itself on 127.0.0.1 at ``speed`` times its pace
-    (the demo). Without either, the feed is the real exchange's. The session ends on SIGINT or
-    SIGTERM, after ``duration_s``, or when no message came for ``idle_stop_s``.
+    (the demo); ``bus`` takes the feed from a Redis stream another process publishes. Without
+    any of them, the feed is the real exchange's. The session ends on SIGINT or SIGTERM, after
+    ``duration_s``, or when no message came for ``idle_stop_s``.
     """
 
     venue: Literal["binance", "binanceusdm"] = "binance"
     symbol: str = Field(description="the ccxt symbol, e.g. BTC/USDT")
     base_url: str | None = None
     replay: str | None = None
+    bus: BusFeedConfig | None = None
     speed: float = Field(default=10.0, gt=0)
     state: str = "paper-state.db"
     hold_ms: int = Field(default=0, ge=0)
@@ -133,8 +152,9 @@ class PaperConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> PaperConfig:
-        if self.base_url is not None and self.replay is not None:
-            raise ValueError("give base_url (a server to connect to) or replay, not both")
+        given = [k for k in ("base_url", "replay", "bus") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one market-data source, not {' and '.join(given)}")
         return self
 
 
@@ -149,11 +169,23 @@ class LiveConfig(_Strict):
     strategy on the live feed and logs every order and cancel it would send, sending nothing
     (no credentials needed). ``reserve`` is what the account holds besides this strategy's
     position (e.g. ``{BTC: 10}``); ``check_every_s`` paces the check for fills the stream missed.
+    ``bus`` takes the market data from a Redis stream (orders still go to ``base_url`` or the
+    exchange).
+
+    ``venue: alpaca`` trades the US stocks of a bar config (its ``data`` entries, one per
+    symbol) on Alpaca's live minute bars; orders go through alpaca-py's trading client, to
+    Alpaca's paper account unless ``alpaca_paper`` is false. ``data_url``/``stream_url`` (market
+    data) and ``base_url`` (trading) point it at other servers, e.g. local fakes.
     """
 
-    venue: Literal["binance"] = "binance"
-    symbol: str = Field(description="the ccxt symbol, e.g. BTC/USDT")
+    venue: Literal["binance", "alpaca"] = "binance"
+    symbol: str = Field(default="", description="binance: the ccxt symbol, e.g. BTC/USDT")
     base_url: str | None = None
+    bus: BusFeedConfig | None = None
+    data_url: str | None = None
+    stream_url: str | None = None
+    alpaca_feed: Literal["iex", "sip"] = "iex"
+    alpaca_paper: bool = True
     state: str = "live-state.db"
     confirm: str = ""
     dry_run: bool = False
@@ -168,6 +200,14 @@ class LiveConfig(_Strict):
         default=None,
         description="the kill switch's state file; writing halt into <file>.flag halts trading",
     )
+
+    @model_validator(mode="after")
+    def _symbol_for_binance(self) -> LiveConfig:
+        if self.venue == "binance" and not self.symbol:
+            raise ValueError("live.symbol: binance trades one ccxt symbol, e.g. BTC/USDT")
+        if self.venue == "alpaca" and self.bus is not None:
+            raise ValueError("live.bus: the Alpaca session streams its own bars")
+        return self
 
 
 class BacktestConfig(_Strict):
@@ -214,8 +254,12 @@ class BacktestConfig(_Strict):
                 raise ValueError("pipeline.interval_ms applies to order-book data; bars step")
         if self.l2_venue and self.book is None:
             raise ValueError("l2_venue settings need a book recording")
-        if (self.paper is not None or self.live is not None) and self.book is None:
-            raise ValueError("paper and live trading run on an order book: give a book section")
+        if self.paper is not None and self.book is None:
+            raise ValueError("paper trading runs on an order book: give a book section")
+        if self.live is not None and (self.book is None) != (self.live.venue == "alpaca"):
+            raise ValueError(
+                "live trading on binance runs a book section; on alpaca, bar data (data entries)"
+            )
         if self.book is not None and self.venue != VenueConfig():
             raise ValueError("venue settings apply to bar data; an order book uses l2_venue")
         if self.book is not None and self.periods_per_year is not None:

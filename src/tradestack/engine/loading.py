@@ -100,13 +100,16 @@ def build_engine(
     *,
     vectorized: bool = False,
     read_bars: BarReader | None = None,
+    live: bool = False,
 ) -> BacktestEngine | L2BacktestEngine | VectorizedEngine:
     """Everything is loaded and checked before the engine exists, so a bad input writes nothing.
 
     ``vectorized``: the compiled runner instead of the event loop (bar data, a strategy that
     states target weights; same trades and equity curve), or a :class:`ConfigError` saying why
     this config cannot run that way. ``read_bars`` reads each ``data`` entry's file
-    (:func:`~tradestack.data.load_bars` by default)."""
+    (:func:`~tradestack.data.load_bars` by default). ``live``: the engine is a template for
+    paper or live trading, whose market data comes later (a pipeline then computes its signal
+    one event at a time and trades past the end of its recording)."""
     if vectorized and (config.pipeline is not None or config.book is not None):
         raise ConfigError(
             "the vectorized runner takes bar data and a strategy with target weights; "
@@ -116,7 +119,7 @@ def build_engine(
         # imported here: the pipeline pulls in the feature and model libraries
         from tradestack.engine.pipeline.build import build_pipeline_engine
 
-        return build_pipeline_engine(config, config.pipeline, base, progress)
+        return build_pipeline_engine(config, config.pipeline, base, progress, live=live)
     assert config.strategy is not None
     strategy = import_strategy(config.strategy, base)(**config.params)
     if config.book is not None:
@@ -240,6 +243,11 @@ def _l2_engine(
         currency=config.currency,
         starting_position=seed,
     )
+
+
+def instrument_of(entry: DataConfig) -> Instrument:
+    """The instrument a ``data`` entry describes (its id, kind and trading rules)."""
+    return _instrument(InstrumentId.parse(entry.instrument), entry)
 
 
 def _instrument(inst_id: InstrumentId, spec: DataConfig | BookDataConfig) -> Instrument:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+import msgspec
+
 from tradestack.core.ids import InstrumentId
 from tradestack.core.instruments import Instrument, InstrumentKind
 from tradestack.core.orders import Fill, Liquidity, OrderSide
@@ -70,13 +72,24 @@ class Portfolio:
                 f"instrument {instrument_id} is not registered in the portfolio"
             ) from None
 
-    def apply_fill(self, fill: Fill) -> Decimal:
-        """Book a fill; returns the gross PnL it realized."""
+    def apply_fill(self, fill: Fill, *, base_fee: Decimal = _ZERO) -> Decimal:
+        """Book a fill; returns the gross PnL it realized.
+
+        ``base_fee``: the part of the fee a venue took in the traded asset (a spot buy's BTC
+        commission): the position moves by the quantity less it (a sell's, more), cash by the
+        whole traded notional, and ``total_fees`` counts it at the fill price."""
         inst = self._instruments.get(fill.instrument_id)
         if inst is None:
             raise KeyError(f"fill for unregistered instrument {fill.instrument_id}")
+        if base_fee < 0 or base_fee >= fill.qty:
+            raise ValueError(f"fill {fill.fill_id}: base_fee {base_fee} must be in [0, qty)")
         position = self.positions[fill.instrument_id]
-        realized = position.apply(fill)
+        if base_fee:
+            held = fill.qty - base_fee if fill.side is OrderSide.BUY else fill.qty + base_fee
+            realized = position.apply(msgspec.structs.replace(fill, qty=held))
+            self.total_fees += base_fee * fill.price * inst.multiplier
+        else:
+            realized = position.apply(fill)
         if position.qty:
             self._open[fill.instrument_id] = position
         else:

@@ -128,19 +128,31 @@ class FakeVenue(ABC):
 
     async def _run(self) -> None:
         self.started.set()
-        previous_ts: int | None = None
+        loop = asyncio.get_running_loop()
+        # paced on one schedule (wall start + recorded offset / speed), so the time spent
+        # sending does not add up frame after frame; gates and injected delays shift it
+        start_wall: float | None = None
+        start_ts = 0
         eligible_index = 0
         try:
             for index, frame in enumerate(self.frames):
                 self.position = index
                 if frame.gate:
+                    waited = loop.time()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.gate(frame.gate).wait(), self.gate_timeout_s)
-                if self.speed is not None and previous_ts is not None and frame.ts_ns > previous_ts:
-                    await asyncio.sleep((frame.ts_ns - previous_ts) / 1e9 / self.speed)
+                    if start_wall is not None:
+                        start_wall += loop.time() - waited
+                if self.speed is not None:
+                    if start_wall is None:
+                        start_wall, start_ts = loop.time(), frame.ts_ns
+                    delay = start_wall + (frame.ts_ns - start_ts) / 1e9 / self.speed - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
                 if self.faults.delay_s:
                     await asyncio.sleep(self.faults.delay_s)
-                previous_ts = frame.ts_ns
+                    if start_wall is not None:
+                        start_wall += self.faults.delay_s
                 fault = Fault.NONE
                 if frame.eligible:
                     fault = self.faults.decide(eligible_index) if self.faults.active else Fault.NONE

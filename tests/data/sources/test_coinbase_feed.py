@@ -303,7 +303,7 @@ def test_ccxt_and_our_books_equal_the_reference_at_every_step(shared_data: Path)
 @pytest.mark.slow
 def test_faults_are_detected_and_the_book_resyncs_to_the_reference(shared_data: Path) -> None:
     plan = FaultPlan(drop=0.01, duplicate=0.01, reorder=0.01, disconnect_after=(500,), seed=7)
-    feed, venue, run = asyncio.run(_run(shared_data, plan, 20.0))
+    feed, venue, run = asyncio.run(_run(shared_data, plan, 1.5))
     adapter = feed.adapter
     assert isinstance(adapter, CoinbaseAdapter)
     connections = adapter.decoder.connections

@@ -119,8 +119,10 @@ async def record(
     base_url: str | None = None,
     until: Callable[[], bool] | None = None,
     progress: Callable[[Progress], None] | None = None,
+    also: Callable[[MarketEvent | BookUpdate], None] | None = None,
 ) -> Progress:
-    """Run the live feed, writing raw frames to ``raw_path`` and rows to the catalog."""
+    """Run the live feed, writing raw frames to ``raw_path`` and rows to the catalog; ``also``
+    is called with every event too (a bus publisher)."""
     from tradestack.data.catalog import Catalog
 
     kinds = tuple(kinds)
@@ -148,6 +150,8 @@ async def record(
         state.events += 1
         if sink is not None:
             sink(event)
+        if also is not None:
+            also(event)
 
     def on_raw(url: str, message: Any, ts: int) -> None:
         state.messages += 1

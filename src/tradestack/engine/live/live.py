@@ -21,14 +21,16 @@ from decimal import Decimal
 from pathlib import Path
 
 from tradestack.core.events import MarketEvent, TradeTick
+from tradestack.core.ids import InstrumentId
 from tradestack.data.book.sync import BookUpdate
 from tradestack.engine.config import LIVE_CONFIRMATION, BacktestConfig, ConfigError, LiveConfig
 from tradestack.engine.l2 import L2BacktestEngine
-from tradestack.engine.live.session import market_feed
+from tradestack.engine.live.session import market_source
 from tradestack.engine.live.trader import LiveTrader, seed_positions
 from tradestack.engine.loading import build_engine
 from tradestack.execution.oms import OrderManager
 from tradestack.execution.oms.ccxt_gateway import CcxtGateway, binance_gateway
+from tradestack.execution.oms.gateway import TradingAccount
 from tradestack.execution.oms.reconcile import ReconciliationReport, check_fills, reconcile
 from tradestack.portfolio.account import Portfolio
 from tradestack.risk.kill_switch import KillSwitch, KillSwitchState
@@ -66,6 +68,22 @@ def credentials(live: LiveConfig) -> tuple[str, str]:
     return key, secret
 
 
+def state_target(live: LiveConfig, base: Path) -> Path | str:
+    """The live state database: a URL, or a path (relative to the config's folder)."""
+    if "://" in live.state or Path(live.state).is_absolute():
+        return live.state
+    return base / live.state
+
+
+def kill_switch_of(live: LiveConfig, base: Path) -> KillSwitch | None:
+    """The kill switch the config names (its state file; the flag file beside it), if any."""
+    if live.kill_switch is None:
+        return None
+    state = Path(live.kill_switch)
+    state = state if state.is_absolute() else base / state
+    return KillSwitch(state, state.with_name(state.name + ".flag"))
+
+
 async def live_session(
     config: BacktestConfig, base: Path, *, stop: asyncio.Event | None = None
 ) -> LiveSummary:
@@ -82,29 +100,31 @@ async def live_session(
         raise ConfigError(
             "book.starting_position is for backtests; live positions come from the venue"
         )
-    template = build_engine(config, base)
-    if not isinstance(template, L2BacktestEngine):
-        raise ConfigError("live trading runs order-book (book) configs")
     summary = LiveSummary(dry_run=live.dry_run)
+    stop = stop or asyncio.Event()
+    if live.venue == "alpaca":
+        from tradestack.engine.live.bars import alpaca_session, instruments
+
+        instruments(config)  # a bad config is refused before the credentials are asked for
+        keys = credentials(live)  # Alpaca's market data needs them even for a dry run
+        target = None if live.dry_run else state_target(live, base)
+        await alpaca_session(config, base, live, keys, stop, summary, target)
+        return summary
+    template = build_engine(config, base, live=True)
+    if not isinstance(template, L2BacktestEngine):
+        raise ConfigError("live trading on binance runs order-book (book) configs")
     portfolio = Portfolio(Decimal(str(config.starting_cash)), config.currency)
     portfolio.register(template.instrument)
-    stop = stop or asyncio.Event()
     gateway: CcxtGateway | None = None
     oms: OrderManager | None = None
     if not live.dry_run:
         key, secret = credentials(live)
-        target: Path | str = live.state
-        if "://" not in live.state and not Path(live.state).is_absolute():
-            target = base / live.state
-        store = StateStore(open_database(target, "live"))
+        store = StateStore(open_database(state_target(live, base), "live"))
         gateway = binance_gateway(live.base_url, api_key=key, secret=secret)
         gateway.reserve = dict(live.reserve)
-        switch = None
-        if live.kill_switch is not None:
-            state = Path(live.kill_switch)
-            state = state if state.is_absolute() else base / state
-            switch = KillSwitch(state, state.with_name(state.name + ".flag"))
-        oms = OrderManager(store, gateway, strategy=template.strategy.name, kill_switch=switch)
+        oms = OrderManager(
+            store, gateway, strategy=template.strategy.name, kill_switch=kill_switch_of(live, base)
+        )
     try:
         if oms is not None and gateway is not None:
             summary.start = await reconcile(oms, gateway, [template.instrument.id])
@@ -121,58 +141,106 @@ async def _run(
     live: LiveConfig,
     portfolio: Portfolio,
     oms: OrderManager | None,
-    gateway: CcxtGateway | None,
+    gateway: TradingAccount | None,
     stop: asyncio.Event,
     summary: LiveSummary,
 ) -> None:
     instrument = template.instrument
-    async with market_feed(live.venue, live.symbol, instrument, live.base_url) as (queue, feed):
-        book = feed.adapter.books[live.symbol].book
+    source = market_source(live.venue, live.symbol, instrument, live.base_url, live.bus)
+    async with source as feed:
+        queue = feed.queue
         trader = LiveTrader(
-            template.strategy, instrument, book, portfolio, oms=oms, dry_log=summary.dry_log.append
+            template.strategy,
+            instrument,
+            feed.book,
+            portfolio,
+            oms=oms,
+            dry_log=summary.dry_log.append,
         )
         trader.start()
-        deadline = None if live.duration_s is None else time.monotonic() + live.duration_s
-        last = next_check = time.monotonic()
-        switch = oms.kill_switch if oms is not None else None
-        halted = False
-        while True:
-            now = time.monotonic()
-            if stop.is_set():
-                summary.stopped_by = "signal"
-                break
-            if deadline is not None and now >= deadline:
-                summary.stopped_by = "duration"
-                break
-            if live.idle_stop_s is not None and now - last >= live.idle_stop_s:
-                summary.stopped_by = "idle"
-                break
-            if switch is not None and not halted and switch.refresh() is KillSwitchState.HALTED:
-                halted = True  # new orders are denied from here on; cancel what works
-                for order in trader.ctx.open_orders(instrument.id):
-                    trader.ctx.cancel(order)
-            trader.fire_timers(time.time_ns())
-            if oms is not None and gateway is not None and now >= next_check:
-                next_check = now + live.check_every_s
-                await check_fills(oms, gateway, [instrument.id])
+        pacer = Pacer(live, trader, oms, gateway, [instrument.id], stop, summary)
+        while await pacer.go_on():
             try:
                 event: MarketEvent | BookUpdate = await asyncio.wait_for(queue.get(), 0.05)
             except TimeoutError:
                 continue
-            last = time.monotonic()
-            summary.events += 1
+            pacer.heard()
             if isinstance(event, BookUpdate):
                 trader.on_book_change(event.ts_event_ns)
             elif isinstance(event, TradeTick):
                 trader.on_trade(event)
-        if live.open_orders_at_stop == "cancel":
-            for order in trader.ctx.open_orders(instrument.id):
-                trader.ctx.cancel(order)
-        await trader.settle()
-        trader.strategy.on_stop(trader.ctx)
-    if oms is not None and gateway is not None:
-        summary.end = await check_fills(oms, gateway, [instrument.id])
-        summary.orders = len(oms.store.orders())
-        summary.fills = len(oms.store.fills())
-    else:
-        summary.orders = sum(1 for line in summary.dry_log if " submit " in line)
+        await pacer.wind_down()
+    await pacer.settle_accounts()
+
+
+class Pacer:
+    """What both live loops do between market events: the stop conditions (signal,
+    ``duration_s``, ``idle_stop_s``), the kill switch (halted: cancel every open order), due
+    timers and the periodic check for missed fills; then the wind-down at stop."""
+
+    def __init__(
+        self,
+        live: LiveConfig,
+        trader: LiveTrader,
+        oms: OrderManager | None,
+        gateway: TradingAccount | None,
+        instrument_ids: list[InstrumentId],
+        stop: asyncio.Event,
+        summary: LiveSummary,
+    ) -> None:
+        self.live, self.trader, self.oms, self.gateway = live, trader, oms, gateway
+        self.instrument_ids = instrument_ids
+        self.stop, self.summary = stop, summary
+        now = time.monotonic()
+        self.deadline = None if live.duration_s is None else now + live.duration_s
+        self.last = self.next_check = now
+        self.halted = False
+
+    def heard(self) -> None:
+        """A market event arrived."""
+        self.last = time.monotonic()
+        self.summary.events += 1
+
+    async def go_on(self) -> bool:
+        """Run what is due; False once the session must stop (``summary.stopped_by`` says why)."""
+        now = time.monotonic()
+        live, summary = self.live, self.summary
+        if self.stop.is_set():
+            summary.stopped_by = "signal"
+        elif self.deadline is not None and now >= self.deadline:
+            summary.stopped_by = "duration"
+        elif live.idle_stop_s is not None and now - self.last >= live.idle_stop_s:
+            summary.stopped_by = "idle"
+        if summary.stopped_by:
+            return False
+        switch = self.oms.kill_switch if self.oms is not None else None
+        if switch is not None and not self.halted and switch.refresh() is KillSwitchState.HALTED:
+            self.halted = True  # new orders are denied from here on; cancel what works
+            self._cancel_all()
+        self.trader.fire_timers(time.time_ns())
+        if self.oms is not None and self.gateway is not None and now >= self.next_check:
+            self.next_check = now + live.check_every_s
+            await check_fills(self.oms, self.gateway, self.instrument_ids)
+        return True
+
+    def _cancel_all(self) -> None:
+        for inst in self.instrument_ids:
+            for order in self.trader.ctx.open_orders(inst):
+                self.trader.ctx.cancel(order)
+
+    async def wind_down(self) -> None:
+        """Cancel or keep the open orders (config), wait for requests in flight, ``on_stop``."""
+        if self.live.open_orders_at_stop == "cancel":
+            self._cancel_all()
+        await self.trader.settle()
+        self.trader.strategy.on_stop(self.trader.ctx)
+
+    async def settle_accounts(self) -> None:
+        """A last check of the fills (the end report) and the session's counts."""
+        summary = self.summary
+        if self.oms is not None and self.gateway is not None:
+            summary.end = await check_fills(self.oms, self.gateway, self.instrument_ids)
+            summary.orders = len(self.oms.store.orders())
+            summary.fills = len(self.oms.store.fills())
+        else:
+            summary.orders = sum(1 for line in summary.dry_log if " submit " in line)

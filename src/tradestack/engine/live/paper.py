@@ -23,6 +23,7 @@ import numpy as np
 from tradestack.core.instruments import Instrument
 from tradestack.core.orders import Fill, Order, OrderEvent, OrderSubmitted
 from tradestack.engine.l2 import L2BacktestEngine, L2BacktestResult
+from tradestack.engine.pipeline.strategy import PipelineStrategy
 from tradestack.engine.strategy import Strategy
 from tradestack.execution.sim import layout as c
 from tradestack.execution.sim.config import L2VenueConfig
@@ -59,7 +60,8 @@ class PaperEngine(L2BacktestEngine):
             strategy, first, instrument=instrument, venue=venue,
             starting_cash=starting_cash, currency=currency,
         )  # fmt: skip
-        self.reorder = ReorderBuffer(hold_ns)
+        started = int(first.events["exch_ts"][-1]) if len(first.events) else None
+        self.reorder = ReorderBuffer(hold_ns, released_ns=started)
         self.on_step = on_step
         self._live_venue: LiveL2Venue = self.venue  # type: ignore[assignment]
         self._state = "new"
@@ -125,6 +127,9 @@ class PaperEngine(L2BacktestEngine):
             raise RuntimeError(f"finish called on a PaperEngine that is {self._state}")
         self._state = "finished"
         self._live_venue.extend(self.reorder.flush())
+        if isinstance(self.strategy, PipelineStrategy):  # as in a backtest of the recording
+            venue = self._live_venue
+            self.strategy.data_end_ns = int(max(venue._exch_ts.max(), venue._local_ts.max()))
         self.drain(c.INT_MAX)
         self.strategy.on_stop(self.ctx)
         return self._result()

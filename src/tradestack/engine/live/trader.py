@@ -18,13 +18,13 @@ import heapq
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from decimal import Decimal
 
 import numpy as np
 
 from tradestack.core.clock import LiveClock
-from tradestack.core.events import QuoteTick, TradeTick
+from tradestack.core.events import Bar, QuoteTick, TradeTick
 from tradestack.core.ids import InstrumentId
 from tradestack.core.instruments import Instrument
 from tradestack.core.orders import (
@@ -37,7 +37,7 @@ from tradestack.core.orders import (
     OrderSubmitted,
 )
 from tradestack.data.book.l2book import L2Book
-from tradestack.engine.context import StrategyContext
+from tradestack.engine.context import HistoryFn, StrategyContext
 from tradestack.engine.strategy import Strategy, overrides
 from tradestack.execution.oms import OrderDenied, OrderManager
 from tradestack.execution.sim.book_view import BookView
@@ -89,29 +89,32 @@ class LiveTrader:
         self,
         strategy: Strategy,
         instrument: Instrument,
-        book: L2Book,
+        book: L2Book | None,
         portfolio: Portfolio,
         *,
         oms: OrderManager | None,
         dry_log: Callable[[str], None] = print,
+        history: HistoryFn | None = None,
+        others: Sequence[Instrument] = (),
     ) -> None:
         self.strategy = strategy
         self.instrument = instrument
         self.portfolio = portfolio
         self.oms = oms
         self.dry_log = dry_log
-        self.view = LiveBookView(book)
+        self.view = LiveBookView(book) if book is not None else None
         self.clock = LiveClock()
+        instruments = {i.id: i for i in (instrument, *others)}
         self.ctx = StrategyContext(
             strategy_name=strategy.name,
             clock=self.clock,
             portfolio=portfolio,
-            instruments={instrument.id: instrument},
+            instruments=instruments,
             send=self._send,
             cancel=self._cancel,
-            history=self._no_history,
+            history=history or self._no_history,
             set_timer=self._set_timer,
-            book=self._book,
+            book=self._book if book is not None else None,
         )
         self.tasks: set[asyncio.Task[None]] = set()
         self._submitting: dict[str, asyncio.Task[None]] = {}
@@ -129,8 +132,14 @@ class LiveTrader:
     def start(self) -> None:
         self.strategy.on_start(self.ctx)
 
+    def on_bar(self, bar: Bar) -> None:
+        """A completed bar (its history already holds it): mark the position, then ``on_bar``."""
+        self.portfolio._marks[bar.instrument_id] = bar.close
+        self.strategy.on_bar(self.ctx, bar)
+
     def on_book_change(self, ts_ns: int) -> None:
         """The book moved (one venue message applied): book and quote handlers."""
+        assert self.view is not None, "a bar session has no book"
         mid = self.view.mid
         if mid == mid:
             self.portfolio._marks[self.instrument.id] = mid
@@ -167,7 +176,7 @@ class LiveTrader:
         raise ValueError("live order-book trading keeps no bar history; read ctx.book()")
 
     def _book(self, inst: InstrumentId) -> BookView:
-        if inst != self.instrument.id:
+        if inst != self.instrument.id or self.view is None:
             raise KeyError(f"no live book for {inst}; this session trades {self.instrument.id}")
         return self.view
 
@@ -249,10 +258,10 @@ class LiveTrader:
             order.apply(OrderCanceled(coid, now, row.reason))
         self.ctx.order_updated(order)
 
-    def _on_fill(self, fill: Fill) -> None:
+    def _on_fill(self, fill: Fill, base_fee: Decimal) -> None:
         order = self.ctx.orders.get(fill.client_order_id)
         if order is None:  # an order of an earlier session, settled at start
-            self.portfolio.apply_fill(fill)
+            self.portfolio.apply_fill(fill, base_fee=base_fee)
             return
         if order.status is OrderStatus.INITIALIZED:
             order.apply(OrderSubmitted(order.client_order_id, fill.ts_event_ns))
@@ -260,7 +269,7 @@ class LiveTrader:
             order.apply(OrderAccepted(order.client_order_id, fill.ts_event_ns, ""))
         order.apply(fill)
         self.ctx.order_updated(order)
-        self.portfolio.apply_fill(fill)
+        self.portfolio.apply_fill(fill, base_fee=base_fee)
         self.strategy.on_fill(self.ctx, fill)
 
 

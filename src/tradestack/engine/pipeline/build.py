@@ -33,10 +33,25 @@ from tradestack.features.registry import BAR_COLUMNS, BOOK_COLUMNS
 
 
 def build_pipeline_engine(
-    config: BacktestConfig, pipeline: PipelineConfig, base: Path, progress: ProgressFn | None
+    config: BacktestConfig,
+    pipeline: PipelineConfig,
+    base: Path,
+    progress: ProgressFn | None,
+    *,
+    live: bool = False,
 ) -> BacktestEngine | L2BacktestEngine:
-    """Research first (sample the data, fit on the training window), then the engine."""
+    """Research first (sample the data, fit on the training window), then the engine.
+
+    ``live``: the template of a paper or live session. The models are fitted on the recording
+    as for a backtest; the strategy computes its signal one event at a time (``mode`` is
+    ignored: a batch signal needs the whole history) and trades for as long as data arrives.
+    """
     strategy: PipelineStrategy
+    if live and config.reference_book is not None:
+        raise ConfigError(
+            "reference_book: paper and live sessions stream one market; a pipeline with a "
+            "reference book runs as a backtest only"
+        )
     if config.book is not None:
         feed, instrument, seed = _load_book(config.book, base)
         venue = _l2_venue_config(config)
@@ -56,7 +71,9 @@ def build_pipeline_engine(
             columns = (*BOOK_COLUMNS, "ref_mid")
         steps = {instrument.id: Steps(sampled.ts_ns, sampled.columns)}
         plan = _plan(pipeline, steps, columns, base)
-        if pipeline.mode == "batch":
+        if live:
+            strategy = ReplayPipeline(plan, interval_ns=interval_ns, depth=pipeline.depth)
+        elif pipeline.mode == "batch":
             signals = {instrument.id: _signals(plan, steps[instrument.id])}
             strategy = BatchPipeline(
                 plan, signals, interval_ns=interval_ns, data_end_ns=sampled.end_ns
@@ -76,7 +93,7 @@ def build_pipeline_engine(
         for f in feeds
     }
     plan = _plan(pipeline, steps, BAR_COLUMNS, base)
-    if pipeline.mode == "batch":
+    if pipeline.mode == "batch" and not live:
         strategy = BatchPipeline(plan, {i: _signals(plan, s) for i, s in steps.items()})
     else:
         strategy = ReplayPipeline(plan)

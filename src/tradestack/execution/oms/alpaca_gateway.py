@@ -175,6 +175,10 @@ class AlpacaGateway:
         return {inst: held.get(symbol, Decimal(0)) for symbol, inst in symbols.items()}
 
     # -- internals ----------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Close the HTTP session of alpaca-py's client."""
+        await asyncio.to_thread(self.client._session.close)
+
     def _check_venue(self, instrument_id: InstrumentId) -> None:
         if instrument_id.venue != self.venue:
             raise ValueError(

@@ -114,3 +114,9 @@ class VenueAccount(Protocol):
     async def fetch_positions(
         self, instrument_ids: Sequence[InstrumentId]
     ) -> dict[InstrumentId, Decimal]: ...
+
+
+class TradingAccount(VenueGateway, VenueAccount, Protocol):
+    """A venue's order side and account reads together: what a live session talks to."""
+
+    async def close(self) -> None: ...

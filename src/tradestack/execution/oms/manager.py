@@ -105,8 +105,9 @@ class OrderManager:
     ) -> None:
         self.store = store
         self.kill_switch = kill_switch
-        #: called with each new fill once it is stored (a runtime hands it to the strategy)
-        self.on_fill: Callable[[Fill], None] | None = None
+        #: called with each new fill once it is stored, and the part of its fee taken in the
+        #: traded asset (a runtime hands them to the strategy's portfolio)
+        self.on_fill: Callable[[Fill, Decimal], None] | None = None
         self.gateway = gateway
         self.strategy = strategy
         self.limiter = limiter
@@ -269,7 +270,7 @@ class OrderManager:
         if new:
             crash_point("fill")
             if self.on_fill is not None:
-                self.on_fill(fill)
+                self.on_fill(fill, trade.base_fee)
         return new
 
     async def recover(self) -> list[OrderRow]:

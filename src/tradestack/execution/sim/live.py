@@ -166,15 +166,16 @@ class ReorderBuffer:
     Rows are held until the newest exchange time seen is ``hold_ns`` past them, then released
     sorted by exchange time (ties in arrival order). A row that arrives after rows stamped later
     than it were released is stamped with the last released time and counted in ``late``.
+    ``released_ns``: rows up to this time were replayed already (the rows a session started with).
     """
 
-    def __init__(self, hold_ns: int = 0) -> None:
+    def __init__(self, hold_ns: int = 0, *, released_ns: int | None = None) -> None:
         if hold_ns < 0:
             raise ValueError(f"hold_ns must be >= 0, got {hold_ns}")
         self.hold_ns = hold_ns
         self._held: list[np.ndarray] = []
-        self._newest = -(2**62)
-        self._released = -(2**62)
+        self._released = -(2**62) if released_ns is None else released_ns
+        self._newest = self._released
         self.late = 0
 
     def push(self, rows: np.ndarray) -> np.ndarray:
