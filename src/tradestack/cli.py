@@ -116,7 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     paper.add_argument("--quiet", action="store_true")
     paper.set_defaults(func=_cmd_paper)
 
-    live = sub.add_parser("live", help="trade a book config live (or dry) through ccxt")
+    live = sub.add_parser(
+        "live", help="trade live (or dry): a book config on Binance, a bar config on Alpaca"
+    )
     live.add_argument("config", type=Path)
     live.set_defaults(func=_cmd_live)
 
