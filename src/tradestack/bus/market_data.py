@@ -103,7 +103,8 @@ class MarketDataPublisher:
     def __call__(self, event: MarketEvent | BookUpdate) -> None:
         inst = event.instrument_id
         if isinstance(event, BookUpdate):
-            book = self._books.get(inst, (L2Book(inst), event))[0]
+            kept = self._books.get(inst)
+            book = kept[0] if kept is not None else L2Book(inst)
             apply_update(book, event)
             self._books[inst] = (book, event)
         elif not isinstance(event, TradeTick | QuoteTick | FundingRate):

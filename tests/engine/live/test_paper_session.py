@@ -61,6 +61,21 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def _same_as_backtest(tmp_path: Path, at_least: int) -> list[dict[str, str]]:
+    """The paper run's orders (but their ids), executions and equity are the backtest's."""
+
+    def key(row: dict[str, str]) -> tuple[str, ...]:
+        return tuple(v for k, v in row.items() if k != "client_order_id")
+
+    backtest = _rows(tmp_path / "bt" / "orders.csv")
+    paper = _rows(tmp_path / "paper" / "orders.csv")
+    assert len(backtest) > at_least
+    assert [key(r) for r in paper] == [key(r) for r in backtest]
+    for name in ("executions.csv", "equity.csv"):
+        assert _rows(tmp_path / "paper" / name) == _rows(tmp_path / "bt" / name)
+    return paper
+
+
 def test_paper_on_the_replayed_feed_trades_as_the_backtest(
     examples_dir: Path, tmp_path: Path
 ) -> None:
@@ -77,16 +92,7 @@ def test_paper_on_the_replayed_feed_trades_as_the_backtest(
     finally:
         del os.environ[CHECK_DB]
 
-    def key(row: dict[str, str]) -> tuple[str, ...]:
-        return tuple(v for k, v in row.items() if k != "client_order_id")
-
-    backtest = _rows(tmp_path / "bt" / "orders.csv")
-    paper = _rows(tmp_path / "paper" / "orders.csv")
-    assert len(backtest) > 20
-    assert [key(r) for r in paper] == [key(r) for r in backtest]
-    for name in ("executions.csv", "equity.csv"):
-        assert _rows(tmp_path / "paper" / name) == _rows(tmp_path / "bt" / name)
-
+    paper = _same_as_backtest(tmp_path, at_least=20)
     store = StateStore(open_database(tmp_path / "paper.db", "paper"))
     stored = {r.client_order_id: r for r in store.orders()}
     assert {r["client_order_id"] for r in paper} == set(stored)
@@ -145,15 +151,7 @@ def test_the_pipeline_on_paper_trades_as_its_backtest(examples_dir: Path, tmp_pa
     assert main(["backtest", str(config), "--out", str(tmp_path / "bt"), *quiet]) == 0
     assert main(["paper", str(config), "--out", str(tmp_path / "paper"), *quiet]) == 0
 
-    def key(row: dict[str, str]) -> tuple[str, ...]:
-        return tuple(v for k, v in row.items() if k != "client_order_id")
-
-    backtest = _rows(tmp_path / "bt" / "orders.csv")
-    paper = _rows(tmp_path / "paper" / "orders.csv")
-    assert len(backtest) > 10
-    assert [key(r) for r in paper] == [key(r) for r in backtest]
-    for name in ("executions.csv", "equity.csv"):
-        assert _rows(tmp_path / "paper" / name) == _rows(tmp_path / "bt" / name)
+    paper = _same_as_backtest(tmp_path, at_least=10)
     assert (tmp_path / "paper" / "pipeline.json").exists()
     store = StateStore(open_database(tmp_path / "paper.db", "paper"))
     assert len(store.orders()) == len(paper)

@@ -48,6 +48,7 @@ class SessionStats:
 
 
 MAX_CLOCK_GAP_NS = 60_000_000_000
+FIRST_EVENT_S = 30.0
 
 
 class PaperSessionError(RuntimeError):
@@ -161,7 +162,7 @@ async def _bus_feed(
         await client.ping()
     except Exception as exc:
         await client.aclose()
-        raise PaperSessionError(f"bus: cannot reach Redis: {exc}") from None
+        raise ConnectionError(f"paper/live bus: cannot reach Redis: {exc}") from None
     try:
         stream = bus_market_feed(
             client,
@@ -212,9 +213,12 @@ async def _trade(
         try:
             first = await asyncio.wait_for(queue.get(), 0.1)
         except TimeoutError:
-            if idle_stop_s is not None and time.monotonic() - last >= idle_stop_s:
-                stats.stopped_by = "idle"
-                break
+            if idle_stop_s is not None:
+                # before anything arrived the wait is longer: connecting takes a while
+                waited = idle_stop_s if stats.events else max(idle_stop_s, FIRST_EVENT_S)
+                if time.monotonic() - last >= waited:
+                    stats.stopped_by = "idle"
+                    break
             continue
         batch = [first]
         while not queue.empty():
